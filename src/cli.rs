@@ -1,0 +1,239 @@
+//! The command line of SPEC section 1.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Options shared by the supervisor and the client commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Global {
+    pub env: Option<String>,
+    pub only: Vec<String>,
+    pub socket: Option<PathBuf>,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Supervise { file: PathBuf },
+    Single { program: OsString, args: Vec<OsString> },
+    Check { file: PathBuf },
+    List { json: bool },
+    Status,
+    Action { verb: String, target: String },
+    Scale { name: String, instances: String },
+    Signal { signal: String, target: String },
+    Apply,
+    Import { file: PathBuf },
+    Help,
+    Version,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub global: Global,
+    pub command: Command,
+}
+
+pub const USAGE: &str = "usage: runner [--env NAME] [--only NAMES] [--socket PATH] [FILE | -- PROGRAM [ARGS...]]
+       runner check [FILE] | list [--json] | status | start|stop|restart|reload|delete TARGET
+       runner scale NAME N | signal SIGNAL TARGET | apply | import FILE";
+
+pub const HELP: &str = "runner — supervise the apps of an ecosystem file in the foreground
+
+USAGE:
+    runner [OPTIONS] [FILE]                 supervise the apps in FILE (default ./ecosystem.toml)
+    runner [OPTIONS] -- PROGRAM [ARGS...]   supervise one program, tini-style
+    runner check [FILE]                     validate FILE, print the resolved apps
+    runner list [--json]                    the apps of a running runner
+    runner status                           exit 0 when every app that should run is online
+    runner start|stop|restart|reload|delete TARGET
+    runner scale NAME N                     change the number of instances of an app
+    runner signal SIGNAL TARGET             send a signal to the instances
+    runner apply                            re-read the ecosystem file and apply the difference
+    runner import FILE                      print a PM2 ecosystem file as ecosystem TOML
+
+OPTIONS:
+    --env NAME          merge env_NAME over env for every app
+    --only NAME[,NAME]  supervise only these apps (and what they depend on)
+    --socket PATH       control socket (also RUNNER_SOCKET)
+    -h, --help          print this help
+    -V, --version       print the version
+
+TARGET is an app name, an instance id, a namespace or `all`.
+Logging: RUNNER_LOG=debug|info|warn|error (default info).";
+
+const DEFAULT_FILE: &str = "ecosystem.toml";
+
+/// Options that take a value, for finding the `--` that starts tini-style mode.
+const VALUED: &[&str] = &["--env", "--only", "--socket"];
+
+/// Parses argv (without argv[0]). Errors are one line for the usage message.
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
+    use lexopt::prelude::*;
+    // Everything after the first `--` that is not an option's value is PROGRAM and its
+    // arguments, passed on untouched (they may look like options, or not be UTF-8).
+    let mut split = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_str().unwrap_or("");
+        if a == "--" {
+            split = Some(i);
+            break;
+        }
+        i += if VALUED.contains(&a) { 2 } else { 1 };
+    }
+    let (ours, program) = match split {
+        Some(i) => (args[..i].to_vec(), Some(args[i + 1..].to_vec())),
+        None => (args, None),
+    };
+
+    let mut parser = lexopt::Parser::from_args(ours);
+    let mut global = Global::default();
+    let mut positional: Vec<String> = Vec::new();
+    let mut json = false;
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("env") => global.env = Some(value_string(&mut parser, "--env")?),
+            Long("only") => {
+                let v = value_string(&mut parser, "--only")?;
+                global.only.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+            }
+            Long("socket") => global.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Long("json") => json = true,
+            Short('h') | Long("help") => return Ok(Invocation { global, command: Command::Help }),
+            Short('V') | Long("version") => return Ok(Invocation { global, command: Command::Version }),
+            Value(v) => positional.push(v.into_string().map_err(|v| format!("argument is not UTF-8: {}", v.to_string_lossy()))?),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+
+    if let Some(mut program) = program {
+        if !positional.is_empty() {
+            return Err(format!("unexpected argument '{}' before --", positional[0]));
+        }
+        if program.is_empty() {
+            return Err("missing PROGRAM after --".into());
+        }
+        let args = program.split_off(1);
+        let program = program.remove(0);
+        return Ok(Invocation { global, command: Command::Single { program, args } });
+    }
+
+    let mut pos = positional.into_iter();
+    let first = pos.next();
+    let rest: Vec<String> = pos.collect();
+    let exact = |n: usize, what: &str| -> Result<(), String> {
+        if rest.len() < n {
+            Err(format!("missing {what}"))
+        } else if rest.len() > n {
+            Err(format!("unexpected argument '{}'", rest[n]))
+        } else {
+            Ok(())
+        }
+    };
+    if json && first.as_deref() != Some("list") {
+        return Err("--json goes with list".into());
+    }
+    let command = match first.as_deref() {
+        None => Command::Supervise { file: PathBuf::from(DEFAULT_FILE) },
+        Some("check") => {
+            if rest.len() > 1 {
+                return Err(format!("unexpected argument '{}'", rest[1]));
+            }
+            Command::Check { file: rest.first().map_or_else(|| PathBuf::from(DEFAULT_FILE), PathBuf::from) }
+        }
+        Some("list") => {
+            exact(0, "")?;
+            Command::List { json }
+        }
+        Some("status") => {
+            exact(0, "")?;
+            Command::Status
+        }
+        Some("apply") => {
+            exact(0, "")?;
+            Command::Apply
+        }
+        Some(verb @ ("start" | "stop" | "restart" | "reload" | "delete")) => {
+            exact(1, "TARGET")?;
+            Command::Action { verb: verb.to_string(), target: rest[0].clone() }
+        }
+        Some("scale") => {
+            exact(2, "NAME and N")?;
+            Command::Scale { name: rest[0].clone(), instances: rest[1].clone() }
+        }
+        Some("signal") => {
+            exact(2, "SIGNAL and TARGET")?;
+            Command::Signal { signal: rest[0].clone(), target: rest[1].clone() }
+        }
+        Some("import") => {
+            exact(1, "FILE")?;
+            Command::Import { file: PathBuf::from(&rest[0]) }
+        }
+        Some(file) => {
+            if let Some(extra) = rest.first() {
+                return Err(format!("unexpected argument '{extra}'"));
+            }
+            Command::Supervise { file: PathBuf::from(file) }
+        }
+    };
+    Ok(Invocation { global, command })
+}
+
+fn value_string(parser: &mut lexopt::Parser, name: &str) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|_| format!("{name} value is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Invocation, String> {
+        parse(args.iter().map(OsString::from).collect())
+    }
+
+    #[test]
+    fn no_arguments_supervise_the_default_file() {
+        assert_eq!(p(&[]).unwrap().command, Command::Supervise { file: "ecosystem.toml".into() });
+    }
+
+    #[test]
+    fn everything_after_double_dash_is_the_program_untouched() {
+        let inv = p(&["--env", "prod", "--", "sh", "-c", "--help"]).unwrap();
+        assert_eq!(inv.global.env.as_deref(), Some("prod"));
+        assert_eq!(
+            inv.command,
+            Command::Single { program: "sh".into(), args: vec!["-c".into(), "--help".into()] }
+        );
+    }
+
+    #[test]
+    fn an_option_value_may_be_a_double_dash() {
+        let inv = p(&["--socket", "--", "eco.toml"]).unwrap();
+        assert_eq!(inv.global.socket, Some(PathBuf::from("--")));
+        assert_eq!(inv.command, Command::Supervise { file: "eco.toml".into() });
+    }
+
+    #[test]
+    fn subcommands_take_their_arguments() {
+        assert_eq!(p(&["list", "--json"]).unwrap().command, Command::List { json: true });
+        assert_eq!(
+            p(&["signal", "SIGUSR2", "api"]).unwrap().command,
+            Command::Signal { signal: "SIGUSR2".into(), target: "api".into() }
+        );
+        assert_eq!(p(&["--only", "a,b", "x.toml"]).unwrap().global.only, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn wrong_usage_is_an_error() {
+        assert!(p(&["--bogus"]).is_err());
+        assert!(p(&["stop"]).is_err());
+        assert!(p(&["a.toml", "b.toml"]).is_err());
+        assert!(p(&["--"]).is_err());
+        assert!(p(&["--env"]).is_err());
+    }
+}

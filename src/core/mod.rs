@@ -1,0 +1,812 @@
+//! The lifecycle of apps and instances as a pure state machine.
+//!
+//! The shell (`supervisor`) feeds it events — a process was spawned, exited, said it was
+//! ready, a deadline passed, runner was asked to stop — together with the current time,
+//! and performs the [`Action`]s it queues. Nothing in here reads a clock, spawns, signals
+//! or waits, so every decision is unit-tested with a fake clock (see `tests.rs`).
+
+mod policy;
+mod status;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::config::AppSpec;
+pub use policy::{decide, ExitKind, RestartState, Verdict};
+pub use status::Status;
+
+/// The id of an instance as shown by `list`; stable across restarts and reloads.
+pub type SlotId = u32;
+
+/// Which process of a slot an event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The process that serves now.
+    Current,
+    /// The process that a reload starts to replace the current one.
+    Replacement,
+}
+
+/// What the shell must do. Performed in order; `Spawn` is answered with [`Core::spawned`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Spawn { slot: SlotId, role: Role },
+    /// The first signal of a graceful stop; `tree` asks for the whole process tree.
+    Stop { pid: i32, signal: Signal, tree: bool },
+    /// SIGKILL to whatever is left of the process (and its tree when `tree`).
+    Kill { pid: i32, tree: bool },
+    /// Pass a signal on to a main process only.
+    Forward { pid: i32, signal: Signal },
+    /// Everything has ended: runner exits with this code.
+    Exit(i32),
+}
+
+/// A graceful stop in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stopping {
+    kill_at: Instant,
+    killed: bool,
+}
+
+/// One running process of a slot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proc {
+    pub pid: i32,
+    pub started: Instant,
+    pub online_since: Option<Instant>,
+    /// Text of the last sd_notify `STATUS=`.
+    pub status_text: Option<String>,
+    ready_deadline: Option<Instant>,
+    stopping: Option<Stopping>,
+    /// The main process is gone (when and how); its tree may not be yet.
+    exited: Option<(Instant, ExitKind)>,
+    /// We asked it to stop, so its exit is not a crash.
+    requested: bool,
+}
+
+impl Proc {
+    fn new(pid: i32, now: Instant, spec: &AppSpec) -> Proc {
+        let waits = spec.wait_ready || spec.ready_check.is_some();
+        Proc {
+            pid,
+            started: now,
+            online_since: if waits { None } else { Some(now) },
+            status_text: None,
+            ready_deadline: if waits { Some(now + spec.listen_timeout) } else { None },
+            stopping: None,
+            exited: None,
+            requested: false,
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.exited.is_none()
+    }
+
+    fn is_online(&self) -> bool {
+        self.online_since.is_some() && self.stopping.is_none() && self.exited.is_none()
+    }
+}
+
+/// What a slot does once its current process is gone after a requested stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStop {
+    StayDown,
+    Start,
+}
+
+/// One instance of an app: a numbered place that a process fills, again and again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub id: SlotId,
+    /// Index into the app's instances, 0..N-1 (the `instance_var` value).
+    pub index: u32,
+    pub app: String,
+    pub proc: Option<Proc>,
+    pub next: Option<Proc>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitKind>,
+    /// The last thing that went wrong, for `list`.
+    pub error: Option<String>,
+    restart: RestartState,
+    restart_at: Option<Instant>,
+    /// Whether this slot should have a process (false after `stop` or ending for good).
+    wanted: bool,
+    /// Not started yet: waiting for `start`, or for its dependencies to come online.
+    awaiting_start: bool,
+    errored: bool,
+    after_stop: AfterStop,
+}
+
+impl Slot {
+    pub fn status(&self) -> Status {
+        match &self.proc {
+            Some(p) if p.stopping.is_some() || p.exited.is_some() => Status::Stopping,
+            Some(p) if p.online_since.is_some() => Status::Online,
+            Some(_) => Status::Launching,
+            None if self.errored => Status::Errored,
+            None if self.restart_at.is_some() => Status::WaitingRestart,
+            None if self.wanted => Status::Launching,
+            None => Status::Stopped,
+        }
+    }
+
+    fn has_process(&self) -> bool {
+        self.proc.is_some() || self.next.is_some()
+    }
+}
+
+/// An app and its slots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub spec: AppSpec,
+    pub slots: Vec<SlotId>,
+    /// Set once runner began stopping this app during a shutdown.
+    shutdown_sent: bool,
+}
+
+/// The whole supervised world.
+#[derive(Debug)]
+pub struct Core {
+    apps: Vec<App>,
+    slots: BTreeMap<SlotId, Slot>,
+    /// Old processes that a reload replaced, stopping in the background.
+    draining: Vec<(SlotId, Proc)>,
+    actions: VecDeque<Action>,
+    shutting_down: bool,
+    /// The code of the first app that failed for good.
+    first_failure: Option<i32>,
+    /// A critical app ended: runner exits with its code.
+    critical_exit: Option<i32>,
+    exited: bool,
+}
+
+impl Core {
+    /// Lays out the slots of every app; nothing starts until [`Core::start`].
+    pub fn new(specs: Vec<AppSpec>) -> Core {
+        let mut core = Core {
+            apps: Vec::new(),
+            slots: BTreeMap::new(),
+            draining: Vec::new(),
+            actions: VecDeque::new(),
+            shutting_down: false,
+            first_failure: None,
+            critical_exit: None,
+            exited: false,
+        };
+        let mut next_id: SlotId = 0;
+        for spec in specs {
+            let mut ids = Vec::new();
+            for index in 0..spec.instances {
+                core.slots.insert(next_id, Slot::new(next_id, index, &spec.name));
+                ids.push(next_id);
+                next_id += 1;
+            }
+            core.apps.push(App {
+                spec,
+                slots: ids,
+                shutdown_sent: false,
+            });
+        }
+        core
+    }
+
+    pub fn apps(&self) -> &[App] {
+        &self.apps
+    }
+
+    pub fn slot(&self, id: SlotId) -> Option<&Slot> {
+        self.slots.get(&id)
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.values()
+    }
+
+    pub fn spec_of(&self, slot: SlotId) -> Option<&AppSpec> {
+        let name = &self.slots.get(&slot)?.app;
+        self.apps.iter().find(|a| &a.spec.name == name).map(|a| &a.spec)
+    }
+
+    /// The next action for the shell to perform.
+    pub fn next_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Starts every app whose dependencies allow it.
+    pub fn start(&mut self, now: Instant) {
+        self.start_ready_apps(now);
+        self.check_finished();
+    }
+
+    /// The shell's answer to `Action::Spawn`.
+    /// A failure carries its message and the exit code it counts as (126/127, shell rules).
+    pub fn spawned(&mut self, id: SlotId, role: Role, result: Result<i32, (String, i32)>, now: Instant) {
+        let Some(spec) = self.spec_of(id).cloned() else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        match result {
+            Ok(pid) => {
+                let proc = Proc::new(pid, now, &spec);
+                slot.error = None;
+                match role {
+                    Role::Current => slot.proc = Some(proc),
+                    Role::Replacement => slot.next = Some(proc),
+                }
+                if !(spec.wait_ready || spec.ready_check.is_some()) {
+                    self.became_online(id, now);
+                }
+            }
+            Err((message, code)) => {
+                log::error!("{}[{}]: cannot start: {message}", spec.name, slot.index);
+                slot.error = Some(message);
+                if role == Role::Current {
+                    // A start that fails is a run of zero length: the crash-loop rule
+                    // bounds how often we retry.
+                    self.unrequested_end(id, Duration::ZERO, ExitKind::Code(code), now);
+                }
+            }
+        }
+        self.check_finished();
+    }
+
+    /// A main process was reaped. `tree_gone` tells whether anything of its tree is left
+    /// (always true when the app does not use `treekill`).
+    pub fn exited(&mut self, pid: i32, exit: ExitKind, tree_gone: bool, now: Instant) {
+        let Some((id, role)) = self.find_pid(pid) else {
+            return;
+        };
+        let kill_signal;
+        let kill_timeout;
+        {
+            let Some(spec) = self.spec_of_any(id) else {
+                return;
+            };
+            kill_signal = spec.kill_signal;
+            kill_timeout = spec.kill_timeout;
+        }
+        let shutting_down = self.shutting_down;
+        let Some(proc) = self.proc_mut(id, role, pid) else {
+            return;
+        };
+        proc.exited = Some((now, exit));
+        if tree_gone {
+            self.tree_gone(pid, now);
+            return;
+        }
+        // What the main process left behind is stopped as gracefully as the process
+        // itself would have been, before the slot is started again.
+        if proc.stopping.is_none() {
+            proc.stopping = Some(Stopping {
+                kill_at: now + kill_timeout,
+                killed: false,
+            });
+            if !proc.requested && !shutting_down {
+                log::info!("pid {pid} exited ({exit}) and left processes behind; stopping them");
+            }
+            self.actions.push_back(Action::Stop {
+                pid,
+                signal: kill_signal,
+                tree: true,
+            });
+        }
+    }
+
+    /// Nothing is left of the process tree rooted at `pid`.
+    pub fn tree_gone(&mut self, pid: i32, now: Instant) {
+        let Some((id, role)) = self.find_pid(pid) else {
+            return;
+        };
+        if let Some(pos) = self.draining.iter().position(|(_, p)| p.pid == pid) {
+            self.draining.remove(pos);
+            self.progress(now);
+            return;
+        }
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        let proc = match role {
+            Role::Current => slot.proc.take(),
+            Role::Replacement => slot.next.take(),
+        };
+        let Some(proc) = proc else {
+            return;
+        };
+        let (ended_at, exit) = proc.exited.unwrap_or((now, ExitKind::Signal(9)));
+        slot.last_exit = Some(exit);
+        let name = slot.app.clone();
+        let index = slot.index;
+        match role {
+            Role::Replacement => {
+                // A replacement that was never promoted: only a reload starts one.
+                log::warn!("{name}[{index}]: replacement pid {pid} ended ({exit}) before it was online");
+            }
+            Role::Current if proc.requested || self.shutting_down => {
+                log::info!("{name}[{index}]: pid {pid} stopped ({exit})");
+                let after = slot.after_stop;
+                slot.after_stop = AfterStop::StayDown;
+                if after == AfterStop::Start && !self.shutting_down && slot.wanted {
+                    slot.restarts += 1;
+                    self.actions.push_back(Action::Spawn {
+                        slot: id,
+                        role: Role::Current,
+                    });
+                }
+            }
+            Role::Current => {
+                let ran_for = ended_at.saturating_duration_since(proc.started);
+                log::warn!("{name}[{index}]: pid {pid} exited ({exit}) after {}", human(ran_for));
+                self.unrequested_end(id, ran_for, exit, now);
+            }
+        }
+        self.progress(now);
+    }
+
+    /// An instance process (or one of its descendants, mapped by the shell) said READY=1.
+    pub fn ready(&mut self, pid: i32, now: Instant) {
+        let Some((id, _)) = self.find_pid(pid) else {
+            return;
+        };
+        self.became_online_pid(id, pid, now);
+        self.progress(now);
+    }
+
+    /// sd_notify `STATUS=` text for `list`.
+    pub fn set_status_text(&mut self, pid: i32, text: String) {
+        if let Some((id, role)) = self.find_pid(pid) {
+            if let Some(p) = self.proc_mut(id, role, pid) {
+                p.status_text = Some(text);
+            }
+        }
+    }
+
+    /// Deadlines that are due: restarts, SIGKILLs, readiness timeouts.
+    pub fn tick(&mut self, now: Instant) {
+        let ids: Vec<SlotId> = self.slots.keys().copied().collect();
+        for id in ids {
+            let Some(spec) = self.spec_of(id).cloned() else {
+                continue;
+            };
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            if let Some(at) = slot.restart_at {
+                if at <= now && slot.proc.is_none() {
+                    slot.restart_at = None;
+                    if slot.wanted && !self.shutting_down {
+                        slot.restarts += 1;
+                        self.actions.push_back(Action::Spawn {
+                            slot: id,
+                            role: Role::Current,
+                        });
+                    }
+                }
+            }
+            for proc in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+                Self::kill_if_due(&mut self.actions, proc, &spec, now);
+            }
+            let timed_out = slot
+                .proc
+                .as_ref()
+                .filter(|p| p.alive() && p.online_since.is_none() && p.stopping.is_none())
+                .and_then(|p| p.ready_deadline)
+                .is_some_and(|d| d <= now);
+            if timed_out {
+                log::warn!(
+                    "{}[{}]: not ready after listen_timeout ({}); counting it as online",
+                    spec.name,
+                    slot.index,
+                    human(spec.listen_timeout)
+                );
+                self.became_online(id, now);
+            }
+        }
+        for i in 0..self.draining.len() {
+            let (id, _) = self.draining[i];
+            if let Some(spec) = self.spec_of_any(id).cloned() {
+                Self::kill_if_due(&mut self.actions, &mut self.draining[i].1, &spec, now);
+            }
+        }
+        self.progress(now);
+    }
+
+    /// The earliest moment at which [`Core::tick`] has something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                best = Some(best.map_or(t, |b| b.min(t)));
+            }
+        };
+        for slot in self.slots.values() {
+            consider(slot.restart_at);
+            for p in [&slot.proc, &slot.next].into_iter().flatten() {
+                consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
+                if p.online_since.is_none() && p.alive() && p.stopping.is_none() {
+                    consider(p.ready_deadline);
+                }
+            }
+        }
+        for (_, p) in &self.draining {
+            consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
+        }
+        best
+    }
+
+    /// SIGTERM/SIGINT/SIGQUIT to runner: stop everything, dependents first. A second call
+    /// with `force` kills what is left at once.
+    pub fn shutdown(&mut self, force: bool, now: Instant) {
+        if force && self.shutting_down {
+            log::warn!("second stop request: killing every remaining process");
+            let mut kills = Vec::new();
+            for slot in self.slots.values_mut() {
+                for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+                    kills.push(p.pid);
+                    p.stopping = Some(Stopping {
+                        kill_at: now,
+                        killed: true,
+                    });
+                }
+            }
+            for (_, p) in &mut self.draining {
+                kills.push(p.pid);
+                p.stopping = Some(Stopping {
+                    kill_at: now,
+                    killed: true,
+                });
+            }
+            for pid in kills {
+                self.actions.push_back(Action::Kill { pid, tree: true });
+            }
+            return;
+        }
+        if !self.shutting_down {
+            log::info!("stopping every app");
+        }
+        self.shutting_down = true;
+        for slot in self.slots.values_mut() {
+            slot.restart_at = None;
+        }
+        self.progress(now);
+    }
+
+    /// Passes `signal` on to every instance's main process.
+    pub fn forward(&mut self, signal: Signal) {
+        for slot in self.slots.values() {
+            for p in [&slot.proc, &slot.next].into_iter().flatten() {
+                if p.alive() {
+                    self.actions.push_back(Action::Forward { pid: p.pid, signal });
+                }
+            }
+        }
+    }
+
+    /// The exit code runner will use, once it exits.
+    pub fn exit_code(&self) -> i32 {
+        self.critical_exit.or(self.first_failure).unwrap_or(0)
+    }
+
+    // ----- internals -----
+
+    fn spec_of_any(&self, slot: SlotId) -> Option<&AppSpec> {
+        self.spec_of(slot)
+    }
+
+    /// The app a main process (current, replacement or draining) belongs to.
+    pub fn owner(&self, pid: i32) -> Option<(&Slot, &AppSpec)> {
+        let (id, _) = self.find_pid(pid)?;
+        Some((self.slots.get(&id)?, self.spec_of(id)?))
+    }
+
+    fn find_pid(&self, pid: i32) -> Option<(SlotId, Role)> {
+        for slot in self.slots.values() {
+            if slot.proc.as_ref().is_some_and(|p| p.pid == pid) {
+                return Some((slot.id, Role::Current));
+            }
+            if slot.next.as_ref().is_some_and(|p| p.pid == pid) {
+                return Some((slot.id, Role::Replacement));
+            }
+        }
+        self.draining
+            .iter()
+            .find(|(_, p)| p.pid == pid)
+            .map(|(id, _)| (*id, Role::Current))
+    }
+
+    fn proc_mut(&mut self, id: SlotId, role: Role, pid: i32) -> Option<&mut Proc> {
+        let slot = self.slots.get_mut(&id)?;
+        let p = match role {
+            Role::Current => slot.proc.as_mut(),
+            Role::Replacement => slot.next.as_mut(),
+        };
+        match p {
+            Some(p) if p.pid == pid => Some(p),
+            _ => self
+                .draining
+                .iter_mut()
+                .find(|(_, p)| p.pid == pid)
+                .map(|(_, p)| p),
+        }
+    }
+
+    fn kill_if_due(actions: &mut VecDeque<Action>, proc: &mut Proc, spec: &AppSpec, now: Instant) {
+        if let Some(stop) = proc.stopping.as_mut() {
+            if !stop.killed && stop.kill_at <= now {
+                stop.killed = true;
+                log::warn!(
+                    "{}: pid {} still running {} after {}; sending SIGKILL",
+                    spec.name,
+                    proc.pid,
+                    human(spec.kill_timeout),
+                    spec.kill_signal.as_str()
+                );
+                actions.push_back(Action::Kill {
+                    pid: proc.pid,
+                    tree: spec.treekill,
+                });
+            }
+        }
+    }
+
+    fn became_online(&mut self, id: SlotId, now: Instant) {
+        let pid = self.slots.get(&id).and_then(|s| s.proc.as_ref()).map(|p| p.pid);
+        if let Some(pid) = pid {
+            self.became_online_pid(id, pid, now);
+        }
+    }
+
+    fn became_online_pid(&mut self, id: SlotId, pid: i32, now: Instant) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+            if p.pid == pid && p.online_since.is_none() && p.alive() {
+                p.online_since = Some(now);
+                log::info!("{}[{}]: pid {pid} online", slot.app, slot.index);
+            }
+        }
+    }
+
+    /// An exit nobody asked for: apply the restart policy.
+    fn unrequested_end(&mut self, id: SlotId, ran_for: Duration, exit: ExitKind, now: Instant) {
+        let Some(spec) = self.spec_of(id).cloned() else {
+            return;
+        };
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        if self.shutting_down {
+            return;
+        }
+        let ended_for_good = match decide(&spec, &mut slot.restart, ran_for, exit) {
+            Verdict::Restart(delay) => {
+                if delay.is_zero() {
+                    slot.restarts += 1;
+                    self.actions.push_back(Action::Spawn {
+                        slot: id,
+                        role: Role::Current,
+                    });
+                } else {
+                    log::info!("{}[{}]: restarting in {}", spec.name, slot.index, human(delay));
+                    slot.restart_at = Some(now + delay);
+                }
+                None
+            }
+            Verdict::Ended { failed } => {
+                slot.wanted = false;
+                Some(failed)
+            }
+            Verdict::Errored => {
+                log::error!(
+                    "{}[{}]: {} consecutive runs shorter than min_uptime ({}); giving up (errored)",
+                    spec.name,
+                    slot.index,
+                    slot.restart.unstable_runs,
+                    human(spec.min_uptime)
+                );
+                slot.wanted = false;
+                slot.errored = true;
+                Some(true)
+            }
+        };
+        if let Some(failed) = ended_for_good {
+            if failed && self.first_failure.is_none() {
+                self.first_failure = Some(exit.as_code());
+            }
+            if spec.critical {
+                log::warn!("{}: critical app ended ({exit}); stopping everything", spec.name);
+                self.critical_exit = Some(exit.as_code());
+                self.shutdown(false, now);
+            }
+        }
+    }
+
+    /// Moves starts and stops along: apps whose dependencies came online start, apps
+    /// whose dependents are gone stop, and runner exits when nothing is left.
+    fn progress(&mut self, now: Instant) {
+        if self.shutting_down {
+            self.advance_shutdown(now);
+        } else {
+            self.start_ready_apps(now);
+        }
+        self.check_finished();
+    }
+
+    fn app_online(&self, name: &str) -> bool {
+        self.apps.iter().find(|a| a.spec.name == name).is_some_and(|a| {
+            a.slots.iter().all(|id| {
+                self.slots
+                    .get(id)
+                    .and_then(|s| s.proc.as_ref())
+                    .is_some_and(|p| p.is_online())
+            })
+        })
+    }
+
+    fn start_ready_apps(&mut self, _now: Instant) {
+        for ai in 0..self.apps.len() {
+            let deps_ok = self.apps[ai].spec.depends_on.iter().all(|d| self.app_online(d));
+            if !deps_ok {
+                continue;
+            }
+            for id in self.apps[ai].slots.clone() {
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    continue;
+                };
+                if slot.awaiting_start && slot.wanted && !slot.has_process() {
+                    slot.awaiting_start = false;
+                    self.actions.push_back(Action::Spawn {
+                        slot: id,
+                        role: Role::Current,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether anything of `app` still runs (current, replacement or draining).
+    fn app_has_process(&self, name: &str) -> bool {
+        self.slots.values().any(|s| s.app == name && s.has_process())
+            || self
+                .draining
+                .iter()
+                .any(|(id, _)| self.slots.get(id).is_some_and(|s| s.app == name))
+    }
+
+    fn advance_shutdown(&mut self, now: Instant) {
+        for ai in 0..self.apps.len() {
+            if self.apps[ai].shutdown_sent {
+                continue;
+            }
+            let name = self.apps[ai].spec.name.clone();
+            let dependents_gone = self
+                .apps
+                .iter()
+                .filter(|a| a.spec.depends_on.contains(&name))
+                .all(|a| !self.app_has_process(&a.spec.name));
+            if !dependents_gone {
+                continue;
+            }
+            self.apps[ai].shutdown_sent = true;
+            let spec = self.apps[ai].spec.clone();
+            for id in self.apps[ai].slots.clone() {
+                self.stop_slot(id, &spec, AfterStop::StayDown, now);
+            }
+        }
+    }
+
+    /// Begins a graceful stop of whatever process the slot has.
+    fn stop_slot(&mut self, id: SlotId, spec: &AppSpec, after: AfterStop, now: Instant) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            return;
+        };
+        slot.restart_at = None;
+        slot.after_stop = after;
+        for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+            p.requested = true;
+            if p.stopping.is_none() {
+                p.stopping = Some(Stopping {
+                    kill_at: now + spec.kill_timeout,
+                    killed: false,
+                });
+                self.actions.push_back(Action::Stop {
+                    pid: p.pid,
+                    signal: spec.kill_signal,
+                    tree: spec.treekill,
+                });
+            }
+        }
+    }
+
+    fn check_finished(&mut self) {
+        if self.exited {
+            return;
+        }
+        let pending_spawn = self.actions.iter().any(|a| matches!(a, Action::Spawn { .. }));
+        if pending_spawn || !self.draining.is_empty() {
+            return;
+        }
+        if self.slots.values().any(|s| s.has_process()) {
+            return;
+        }
+        if !self.shutting_down && self.slots.values().any(|s| s.restart_at.is_some()) {
+            return;
+        }
+        if !self.shutting_down && self.apps.iter().any(|a| self.may_still_start(a)) {
+            return;
+        }
+        self.exited = true;
+        let code = self.exit_code();
+        log::info!("every app has ended; exiting with code {code}");
+        self.actions.push_back(Action::Exit(code));
+    }
+
+    /// An app whose slots want to run and whose dependencies may still come online.
+    fn may_still_start(&self, app: &App) -> bool {
+        let wants = app
+            .slots
+            .iter()
+            .any(|id| self.slots.get(id).is_some_and(|s| s.awaiting_start));
+        wants && app.spec.depends_on.iter().all(|d| self.app_may_come_online(d, 0))
+    }
+
+    fn app_may_come_online(&self, name: &str, depth: usize) -> bool {
+        // Config validation rejects cycles; the depth bound keeps a bug from recursing forever.
+        if depth > self.apps.len() {
+            return false;
+        }
+        let Some(app) = self.apps.iter().find(|a| a.spec.name == name) else {
+            return false;
+        };
+        let alive = app.slots.iter().all(|id| {
+            self.slots
+                .get(id)
+                .is_some_and(|s| s.has_process() || s.restart_at.is_some() || s.awaiting_start)
+        });
+        alive && app.spec.depends_on.iter().all(|d| self.app_may_come_online(d, depth + 1))
+    }
+}
+
+impl Slot {
+    fn new(id: SlotId, index: u32, app: &str) -> Slot {
+        Slot {
+            id,
+            index,
+            app: app.to_string(),
+            proc: None,
+            next: None,
+            restarts: 0,
+            last_exit: None,
+            error: None,
+            restart: RestartState::default(),
+            restart_at: None,
+            wanted: true,
+            awaiting_start: true,
+            errored: false,
+            after_stop: AfterStop::StayDown,
+        }
+    }
+}
+
+/// A duration as people read it in a log line.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

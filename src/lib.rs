@@ -1,0 +1,9 @@
+//! runner: a foreground process supervisor with PM2's ecosystem model and tini's PID-1
+//! correctness. The binary is a thin shell over this library so that tests and fuzz
+//! targets reach the same code.
+
+pub mod cli;
+pub mod config;
+pub mod core;
+pub mod procfs;
+pub mod supervisor;

@@ -1,0 +1,144 @@
+//! Entry point: pick the mode, map errors to exit codes (SPEC section 1).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use runner::cli::{self, Command, Invocation};
+use runner::config::{self, AppSpec, LoadOptions};
+use runner::core::Core;
+use runner::supervisor::{spawn, Mode, Supervisor};
+
+/// Usage and ecosystem-file errors: nothing was started.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let inv = match cli::parse(args) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("runner: {e}\n{}", cli::USAGE);
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging();
+    ExitCode::from(run(inv))
+}
+
+fn init_logging() {
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(&std::env::var("RUNNER_LOG").unwrap_or_else(|_| "info".into()));
+    builder.format(|buf, record| match record.level() {
+        log::Level::Info => writeln!(buf, "runner: {}", record.args()),
+        log::Level::Warn => writeln!(buf, "runner: warning: {}", record.args()),
+        log::Level::Error => writeln!(buf, "runner: error: {}", record.args()),
+        _ => writeln!(buf, "runner: {}: {}", record.level().as_str().to_lowercase(), record.args()),
+    });
+    builder.init();
+}
+
+fn run(inv: Invocation) -> u8 {
+    match inv.command {
+        Command::Help => {
+            println!("{}", cli::HELP);
+            0
+        }
+        Command::Version => {
+            println!("runner {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Command::Single { program, args } => single(program, args),
+        Command::Supervise { file } => supervise(&file, &inv.global),
+        Command::Check { file } => match load(&file, &inv.global) {
+            Ok(eco) => {
+                print!("{}", config::render_check(&eco));
+                0
+            }
+            Err(code) => code,
+        },
+        Command::Import { file } => match config::pm2::to_toml(&file) {
+            Ok(text) => {
+                print!("{text}");
+                0
+            }
+            Err(e) => {
+                eprintln!("runner: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::List { .. }
+        | Command::Status
+        | Command::Action { .. }
+        | Command::Scale { .. }
+        | Command::Signal { .. }
+        | Command::Apply => {
+            eprintln!("runner: this build has no control socket yet, so client commands are unavailable");
+            1
+        }
+    }
+}
+
+/// Loads and validates the file; on error prints it and returns the exit code.
+fn load(file: &std::path::Path, global: &cli::Global) -> Result<config::Ecosystem, u8> {
+    let opts = LoadOptions {
+        profile: global.env.clone(),
+        only: global.only.clone(),
+    };
+    match config::load(file, &opts) {
+        Ok(eco) => {
+            for w in &eco.warnings {
+                log::warn!("{w}");
+            }
+            Ok(eco)
+        }
+        Err(e) => {
+            eprintln!("runner: {e}");
+            eprintln!("runner: nothing was started");
+            Err(EXIT_USAGE)
+        }
+    }
+}
+
+fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
+    let eco = match load(file, global) {
+        Ok(eco) => eco,
+        Err(code) => return code,
+    };
+    let mode = Mode::Ecosystem {
+        sighup_reloads: eco.runner.on_sighup == config::OnSighup::Reload,
+    };
+    start(Core::new(eco.apps), mode)
+}
+
+/// `runner -- PROGRAM`: one app that is not restarted and whose end is runner's end.
+fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>) -> u8 {
+    let path = match spawn::resolve_program(&program) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("runner: {e}");
+            return e.code as u8;
+        }
+    };
+    let name = PathBuf::from(&program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "program".into());
+    let mut argv = vec![program.to_string_lossy().into_owned()];
+    argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let mut spec = AppSpec::with_defaults(&name, path, argv, cwd);
+    spec.autorestart = false;
+    spec.critical = true;
+    spec.kill_signal = nix::sys::signal::Signal::SIGTERM;
+    start(Core::new(vec![spec]), Mode::Single)
+}
+
+fn start(core: Core, mode: Mode) -> u8 {
+    match Supervisor::new(core, mode) {
+        Ok(sup) => sup.run().clamp(0, 255) as u8,
+        Err(e) => {
+            eprintln!("runner: {e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! The I/O shell around [`crate::core::Core`]: one mio loop that turns signals, child
+//! exits and deadlines into core events, and performs the actions the core queues.
+
+mod env;
+mod signals;
+pub mod spawn;
+mod tree;
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Token};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::core::{Action, Core, ExitKind, Role};
+use spawn::{SpawnRequest, Stdin};
+use tree::Trees;
+
+const SIGNALS: Token = Token(0);
+
+/// How runner treats the signals it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `runner -- PROGRAM`: every signal goes to the program, tini-style.
+    Single,
+    /// An ecosystem file: SIGTERM/SIGINT/SIGQUIT stop everything, a few are forwarded.
+    Ecosystem { sighup_reloads: bool },
+}
+
+/// What can stop runner before its loop even starts.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Everything the loop owns.
+pub struct Supervisor {
+    core: Core,
+    mode: Mode,
+    poll: Poll,
+    signals: signals::SignalSource,
+    trees: Trees,
+    /// Roots whose main process exited while part of their tree lived on.
+    watched: HashSet<i32>,
+    base_env: Vec<(OsString, OsString)>,
+    foreground_tty: bool,
+}
+
+/// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
+/// first (the last member to die is re-parented to runner), this is the backstop.
+const TREE_RECHECK: Duration = Duration::from_millis(250);
+
+impl Supervisor {
+    /// Installs signal handling first (before any child exists, so no signal is lost),
+    /// then becomes a subreaper when not PID 1.
+    pub fn new(core: Core, mode: Mode) -> Result<Supervisor, SetupError> {
+        let poll = Poll::new().map_err(|e| SetupError(format!("cannot create the event loop: {e}")))?;
+        let mut signals = signals::install(mode == Mode::Single)
+            .map_err(|e| SetupError(format!("cannot install signal handlers: {e}")))?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, mio::Interest::READABLE)
+            .map_err(|e| SetupError(format!("cannot watch signals: {e}")))?;
+        if std::process::id() != 1 {
+            // Orphans of our apps are re-parented to us, so we reap them and see their trees.
+            if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+                log::warn!("cannot become a child subreaper ({e}); orphans of apps will go to init");
+            }
+        }
+        spawn::cloexec_inherited_fds();
+        let foreground_tty = mode == Mode::Single && owns_terminal_foreground();
+        Ok(Supervisor {
+            core,
+            mode,
+            poll,
+            signals,
+            trees: Trees::default(),
+            watched: HashSet::new(),
+            base_env: env::inherited(),
+            foreground_tty,
+        })
+    }
+
+    /// Runs until every app has ended; returns runner's exit code.
+    pub fn run(mut self) -> i32 {
+        let mut events = Events::with_capacity(64);
+        self.core.start(Instant::now());
+        loop {
+            if let Some(code) = self.perform_actions() {
+                self.sweep_orphans();
+                return code;
+            }
+            let timeout = self.timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    log::error!("event loop: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            for event in events.iter() {
+                if event.token() == SIGNALS {
+                    self.handle_signals();
+                }
+            }
+            // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
+            // covers a coalesced or missed SIGCHLD.
+            self.reap();
+            self.recheck_trees();
+            self.core.tick(Instant::now());
+        }
+    }
+
+    fn timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut t = self.core.next_deadline().map(|d| d.saturating_duration_since(now));
+        if !self.watched.is_empty() {
+            t = Some(t.map_or(TREE_RECHECK, |t| t.min(TREE_RECHECK)));
+        }
+        t
+    }
+
+    fn handle_signals(&mut self) {
+        let pending: Vec<i32> = self.signals.pending().collect();
+        for signo in pending {
+            let Ok(signal) = Signal::try_from(signo) else {
+                // Real-time signals have no nix name; forward them by number.
+                if self.mode == Mode::Single {
+                    self.forward_raw(signo);
+                }
+                continue;
+            };
+            match (self.mode, signal) {
+                (_, Signal::SIGCHLD) => {}
+                (Mode::Single, s) => self.core.forward(s),
+                (Mode::Ecosystem { .. }, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
+                    let force = self.core.is_shutting_down();
+                    log::info!("received {}", signal.as_str());
+                    self.core.shutdown(force, Instant::now());
+                }
+                (Mode::Ecosystem { sighup_reloads: true }, Signal::SIGHUP) => {
+                    log::warn!("on_sighup = \"reload\" is not implemented yet; forwarding SIGHUP instead");
+                    self.core.forward(signal);
+                }
+                (Mode::Ecosystem { .. }, s) => self.core.forward(s),
+            }
+        }
+    }
+
+    fn forward_raw(&self, signo: i32) {
+        for slot in self.core.slots() {
+            if let Some(p) = &slot.proc {
+                // SAFETY: plain kill(2) with a signal number the kernel delivered to us.
+                unsafe { libc::kill(p.pid, signo) };
+            }
+        }
+    }
+
+    /// Reaps every child that has exited: instance main processes and adopted orphans.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => self.child_exited(pid.as_raw(), ExitKind::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => self.child_exited(pid.as_raw(), ExitKind::Signal(sig as i32)),
+                Ok(WaitStatus::StillAlive) => break,
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break, // ECHILD: nothing left to reap
+            }
+        }
+    }
+
+    fn child_exited(&mut self, pid: i32, exit: ExitKind) {
+        let Some((_, spec)) = self.core.owner(pid) else {
+            log::debug!("reaped orphan pid {pid} ({exit})");
+            return;
+        };
+        let treekill = spec.treekill;
+        self.trees.main_reaped(pid);
+        let gone = !treekill || self.trees.is_gone(pid);
+        if gone {
+            self.trees.forget(pid);
+        } else {
+            self.watched.insert(pid);
+        }
+        self.core.exited(pid, exit, gone, Instant::now());
+    }
+
+    fn recheck_trees(&mut self) {
+        if self.watched.is_empty() {
+            return;
+        }
+        let gone: Vec<i32> = self.watched.iter().copied().filter(|r| self.trees.is_gone(*r)).collect();
+        for root in gone {
+            self.watched.remove(&root);
+            self.trees.forget(root);
+            self.core.tree_gone(root, Instant::now());
+        }
+    }
+
+    /// Performs queued actions; returns the exit code once the core says to exit.
+    fn perform_actions(&mut self) -> Option<i32> {
+        while let Some(action) = self.core.next_action() {
+            match action {
+                Action::Spawn { slot, role } => self.spawn(slot, role),
+                Action::Stop { pid, signal, tree } => self.trees.signal(pid, signal, tree),
+                Action::Kill { pid, tree } => self.trees.signal(pid, Signal::SIGKILL, tree),
+                Action::Forward { pid, signal } => {
+                    if let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), signal) {
+                        log::debug!("cannot forward {} to pid {pid}: {e}", signal.as_str());
+                    }
+                }
+                Action::Exit(code) => return Some(code),
+            }
+        }
+        None
+    }
+
+    fn spawn(&mut self, id: crate::core::SlotId, role: Role) {
+        let now = Instant::now();
+        let (Some(slot), Some(spec)) = (self.core.slot(id), self.core.spec_of(id)) else {
+            return;
+        };
+        let env = env::for_instance(&self.base_env, spec, slot);
+        let single = self.mode == Mode::Single;
+        let req = SpawnRequest {
+            program: &spec.program,
+            argv: &spec.argv,
+            env,
+            cwd: &spec.cwd,
+            credentials: spec.credentials.as_ref(),
+            stdin: if single { Stdin::Inherit } else { Stdin::Null },
+            stdout: None,
+            stderr: None,
+            extra_fds: Vec::new(),
+            listen_pid: false,
+            foreground_tty: self.foreground_tty,
+        };
+        let name = spec.name.clone();
+        let index = slot.index;
+        let result = spawn::spawn(req);
+        match &result {
+            Ok(pid) => log::info!("{name}[{index}]: started pid {pid}"),
+            Err(e) => log::debug!("{name}[{index}]: spawn failed: {e}"),
+        }
+        self.core
+            .spawned(id, role, result.map_err(|e| (e.message, e.code)), now);
+    }
+
+    /// Before exiting: stop anything adopted that no instance accounted for, so nothing is
+    /// left to the kernel's SIGKILL (as PID 1) or to init (as a subreaper).
+    fn sweep_orphans(&mut self) {
+        let me = std::process::id() as i32;
+        let children = |snap: &crate::procfs::Snapshot| -> Vec<i32> {
+            snap.iter()
+                .filter(|p| p.ppid == me && !p.is_zombie())
+                .map(|p| p.pid)
+                .collect()
+        };
+        let left = children(&crate::procfs::Snapshot::take());
+        if left.is_empty() {
+            self.reap();
+            return;
+        }
+        log::info!("stopping {} leftover process(es)", left.len());
+        for pid in &left {
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGCONT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            self.reap();
+            if children(&crate::procfs::Snapshot::take()).is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in children(&crate::procfs::Snapshot::take()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        self.reap();
+    }
+}
+
+/// True when runner's stdin is a terminal whose foreground group is runner's own: only
+/// then may the single program take the terminal over.
+fn owns_terminal_foreground() -> bool {
+    let stdin = std::io::stdin();
+    match nix::unistd::tcgetpgrp(&stdin) {
+        Ok(pgrp) => pgrp == nix::unistd::getpgrp(),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,101 @@
+//! Signalling an instance's whole process tree and knowing when it is gone.
+//!
+//! An instance is rooted at its main process, which leads its own process group (pgid =
+//! pid). A group signal misses descendants that called `setsid`, so the tree is also
+//! walked in /proc, and every member seen is remembered by (pid, start time): once the
+//! main process and a middle parent are gone, a re-parented grandchild is linked to the
+//! instance by nothing else.
+
+use std::collections::{HashMap, HashSet};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::procfs::{self, Snapshot};
+
+#[derive(Debug, Default)]
+pub struct Trees {
+    remembered: HashMap<i32, Vec<(i32, u64)>>,
+    /// Roots whose main process was reaped: their pid (and so their group id) may be
+    /// reused, so the group is no longer signalled as a whole.
+    reaped: HashSet<i32>,
+}
+
+impl Trees {
+    /// Sends `signal` to the root, and to its whole tree when `tree`.
+    pub fn signal(&mut self, root: i32, signal: Signal, tree: bool) {
+        if !tree {
+            if !self.reaped.contains(&root) {
+                send(Pid::from_raw(root), signal);
+                if signal != Signal::SIGKILL && signal != Signal::SIGCONT {
+                    send(Pid::from_raw(root), Signal::SIGCONT);
+                }
+            }
+            return;
+        }
+        let members = self.members(root);
+        for sig in [signal, Signal::SIGCONT] {
+            if sig == Signal::SIGCONT && (signal == Signal::SIGKILL || signal == Signal::SIGCONT) {
+                break;
+            }
+            if !self.reaped.contains(&root) {
+                // While the root is unreaped its pid cannot be reused, so the group is ours.
+                match killpg(Pid::from_raw(root), sig) {
+                    Ok(()) | Err(Errno::ESRCH) => {}
+                    Err(e) => log::warn!("cannot signal process group {root}: {e}"),
+                }
+            }
+            for (pid, _) in &members {
+                send(Pid::from_raw(*pid), sig);
+            }
+        }
+    }
+
+    /// The main process was reaped.
+    pub fn main_reaped(&mut self, root: i32) {
+        self.reaped.insert(root);
+    }
+
+    /// Whether nothing of the tree is left. Only meaningful once the main process was reaped.
+    pub fn is_gone(&self, root: i32) -> bool {
+        let remembered = self.remembered.get(&root).map(Vec::as_slice).unwrap_or(&[]);
+        // Cheap path for the common case: an empty group and nothing that left it.
+        if remembered.is_empty() && kill(Pid::from_raw(-root), None) == Err(Errno::ESRCH) {
+            return true;
+        }
+        Snapshot::take().tree_including(root, root, remembered).is_empty()
+    }
+
+    /// Forgets a tree that is gone.
+    pub fn forget(&mut self, root: i32) {
+        self.remembered.remove(&root);
+        self.reaped.remove(&root);
+    }
+
+    /// Members of the tree now (the root excluded), remembered for later calls.
+    fn members(&mut self, root: i32) -> Vec<(i32, u64)> {
+        let snap = Snapshot::take();
+        let known = self.remembered.entry(root).or_default();
+        let pids = snap.tree_including(root, root, known);
+        for pid in pids {
+            if pid == root {
+                continue;
+            }
+            if let Some(info) = snap.get(pid) {
+                if !known.iter().any(|(p, t)| *p == pid && *t == info.start_ticks) {
+                    known.push((pid, info.start_ticks));
+                }
+            }
+        }
+        known.retain(|(pid, start)| procfs::is_same_process(*pid, *start));
+        known.clone()
+    }
+}
+
+fn send(pid: Pid, signal: Signal) {
+    match kill(pid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => log::warn!("cannot send {} to pid {pid}: {e}", signal.as_str()),
+    }
+}
