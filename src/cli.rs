@@ -14,16 +14,36 @@ pub struct Global {
 /// What the user asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    Supervise { file: PathBuf },
-    Single { program: OsString, args: Vec<OsString> },
-    Check { file: PathBuf },
-    List { json: bool },
+    Supervise {
+        file: PathBuf,
+    },
+    Single {
+        program: OsString,
+        args: Vec<OsString>,
+    },
+    Check {
+        file: PathBuf,
+    },
+    List {
+        json: bool,
+    },
     Status,
-    Action { verb: String, target: String },
-    Scale { name: String, instances: String },
-    Signal { signal: String, target: String },
+    Action {
+        verb: String,
+        target: String,
+    },
+    Scale {
+        name: String,
+        instances: String,
+    },
+    Signal {
+        signal: String,
+        target: String,
+    },
     Apply,
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+    },
     Help,
     Version,
 }
@@ -34,7 +54,8 @@ pub struct Invocation {
     pub command: Command,
 }
 
-pub const USAGE: &str = "usage: runner [--env NAME] [--only NAMES] [--socket PATH] [FILE | -- PROGRAM [ARGS...]]
+pub const USAGE: &str =
+    "usage: runner [--env NAME] [--only NAMES] [--socket PATH] [FILE | -- PROGRAM [ARGS...]]
        runner check [FILE] | list [--json] | status | start|stop|restart|reload|delete TARGET
        runner scale NAME N | signal SIGNAL TARGET | apply | import FILE";
 
@@ -96,13 +117,33 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             Long("env") => global.env = Some(value_string(&mut parser, "--env")?),
             Long("only") => {
                 let v = value_string(&mut parser, "--only")?;
-                global.only.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+                global.only.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from),
+                );
             }
-            Long("socket") => global.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?)),
+            Long("socket") => {
+                global.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
+            }
             Long("json") => json = true,
-            Short('h') | Long("help") => return Ok(Invocation { global, command: Command::Help }),
-            Short('V') | Long("version") => return Ok(Invocation { global, command: Command::Version }),
-            Value(v) => positional.push(v.into_string().map_err(|v| format!("argument is not UTF-8: {}", v.to_string_lossy()))?),
+            Short('h') | Long("help") => {
+                return Ok(Invocation {
+                    global,
+                    command: Command::Help,
+                })
+            }
+            Short('V') | Long("version") => {
+                return Ok(Invocation {
+                    global,
+                    command: Command::Version,
+                })
+            }
+            Value(v) => positional.push(
+                v.into_string()
+                    .map_err(|v| format!("argument is not UTF-8: {}", v.to_string_lossy()))?,
+            ),
             other => return Err(other.unexpected().to_string()),
         }
     }
@@ -116,7 +157,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
         }
         let args = program.split_off(1);
         let program = program.remove(0);
-        return Ok(Invocation { global, command: Command::Single { program, args } });
+        return Ok(Invocation {
+            global,
+            command: Command::Single { program, args },
+        });
     }
 
     let mut pos = positional.into_iter();
@@ -135,12 +179,18 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
         return Err("--json goes with list".into());
     }
     let command = match first.as_deref() {
-        None => Command::Supervise { file: PathBuf::from(DEFAULT_FILE) },
+        None => Command::Supervise {
+            file: PathBuf::from(DEFAULT_FILE),
+        },
         Some("check") => {
             if rest.len() > 1 {
                 return Err(format!("unexpected argument '{}'", rest[1]));
             }
-            Command::Check { file: rest.first().map_or_else(|| PathBuf::from(DEFAULT_FILE), PathBuf::from) }
+            Command::Check {
+                file: rest
+                    .first()
+                    .map_or_else(|| PathBuf::from(DEFAULT_FILE), PathBuf::from),
+            }
         }
         Some("list") => {
             exact(0, "")?;
@@ -156,25 +206,38 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
         }
         Some(verb @ ("start" | "stop" | "restart" | "reload" | "delete")) => {
             exact(1, "TARGET")?;
-            Command::Action { verb: verb.to_string(), target: rest[0].clone() }
+            Command::Action {
+                verb: verb.to_string(),
+                target: rest[0].clone(),
+            }
         }
         Some("scale") => {
             exact(2, "NAME and N")?;
-            Command::Scale { name: rest[0].clone(), instances: rest[1].clone() }
+            Command::Scale {
+                name: rest[0].clone(),
+                instances: rest[1].clone(),
+            }
         }
         Some("signal") => {
             exact(2, "SIGNAL and TARGET")?;
-            Command::Signal { signal: rest[0].clone(), target: rest[1].clone() }
+            Command::Signal {
+                signal: rest[0].clone(),
+                target: rest[1].clone(),
+            }
         }
         Some("import") => {
             exact(1, "FILE")?;
-            Command::Import { file: PathBuf::from(&rest[0]) }
+            Command::Import {
+                file: PathBuf::from(&rest[0]),
+            }
         }
         Some(file) => {
             if let Some(extra) = rest.first() {
                 return Err(format!("unexpected argument '{extra}'"));
             }
-            Command::Supervise { file: PathBuf::from(file) }
+            Command::Supervise {
+                file: PathBuf::from(file),
+            }
         }
     };
     Ok(Invocation { global, command })
@@ -198,7 +261,12 @@ mod tests {
 
     #[test]
     fn no_arguments_supervise_the_default_file() {
-        assert_eq!(p(&[]).unwrap().command, Command::Supervise { file: "ecosystem.toml".into() });
+        assert_eq!(
+            p(&[]).unwrap().command,
+            Command::Supervise {
+                file: "ecosystem.toml".into()
+            }
+        );
     }
 
     #[test]
@@ -207,7 +275,10 @@ mod tests {
         assert_eq!(inv.global.env.as_deref(), Some("prod"));
         assert_eq!(
             inv.command,
-            Command::Single { program: "sh".into(), args: vec!["-c".into(), "--help".into()] }
+            Command::Single {
+                program: "sh".into(),
+                args: vec!["-c".into(), "--help".into()]
+            }
         );
     }
 
@@ -215,17 +286,31 @@ mod tests {
     fn an_option_value_may_be_a_double_dash() {
         let inv = p(&["--socket", "--", "eco.toml"]).unwrap();
         assert_eq!(inv.global.socket, Some(PathBuf::from("--")));
-        assert_eq!(inv.command, Command::Supervise { file: "eco.toml".into() });
+        assert_eq!(
+            inv.command,
+            Command::Supervise {
+                file: "eco.toml".into()
+            }
+        );
     }
 
     #[test]
     fn subcommands_take_their_arguments() {
-        assert_eq!(p(&["list", "--json"]).unwrap().command, Command::List { json: true });
+        assert_eq!(
+            p(&["list", "--json"]).unwrap().command,
+            Command::List { json: true }
+        );
         assert_eq!(
             p(&["signal", "SIGUSR2", "api"]).unwrap().command,
-            Command::Signal { signal: "SIGUSR2".into(), target: "api".into() }
+            Command::Signal {
+                signal: "SIGUSR2".into(),
+                target: "api".into()
+            }
         );
-        assert_eq!(p(&["--only", "a,b", "x.toml"]).unwrap().global.only, vec!["a", "b"]);
+        assert_eq!(
+            p(&["--only", "a,b", "x.toml"]).unwrap().global.only,
+            vec!["a", "b"]
+        );
     }
 
     #[test]

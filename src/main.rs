@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 use runner::cli::{self, Command, Invocation};
 use runner::config::{self, AppSpec, LoadOptions};
+use runner::control::client::{self, ClientCommand};
+use runner::control::server::Server;
+use runner::control::socket_path;
 use runner::core::Core;
-use runner::supervisor::{spawn, Mode, Supervisor};
+use runner::supervisor::{spawn, Mode, Options, Supervisor};
 
 /// Usage and ecosystem-file errors: nothing was started.
 const EXIT_USAGE: u8 = 2;
@@ -32,7 +35,12 @@ fn init_logging() {
         log::Level::Info => writeln!(buf, "runner: {}", record.args()),
         log::Level::Warn => writeln!(buf, "runner: warning: {}", record.args()),
         log::Level::Error => writeln!(buf, "runner: error: {}", record.args()),
-        _ => writeln!(buf, "runner: {}: {}", record.level().as_str().to_lowercase(), record.args()),
+        _ => writeln!(
+            buf,
+            "runner: {}: {}",
+            record.level().as_str().to_lowercase(),
+            record.args()
+        ),
     });
     builder.init();
 }
@@ -47,7 +55,7 @@ fn run(inv: Invocation) -> u8 {
             println!("runner {}", env!("CARGO_PKG_VERSION"));
             0
         }
-        Command::Single { program, args } => single(program, args),
+        Command::Single { program, args } => single(program, args, &inv.global),
         Command::Supervise { file } => supervise(&file, &inv.global),
         Command::Check { file } => match load(&file, &inv.global) {
             Ok(eco) => {
@@ -66,15 +74,25 @@ fn run(inv: Invocation) -> u8 {
                 EXIT_USAGE
             }
         },
-        Command::List { .. }
-        | Command::Status
-        | Command::Action { .. }
-        | Command::Scale { .. }
-        | Command::Signal { .. }
-        | Command::Apply => {
-            eprintln!("runner: this build has no control socket yet, so client commands are unavailable");
-            1
+        Command::List { json } => client_command(&inv.global, ClientCommand::List { json }),
+        Command::Status => client_command(&inv.global, ClientCommand::Status),
+        Command::Action { verb, target } => {
+            client_command(&inv.global, ClientCommand::Action { verb, target })
         }
+        Command::Signal { signal, target } => {
+            client_command(&inv.global, ClientCommand::Signal { signal, target })
+        }
+        Command::Apply => client_command(&inv.global, ClientCommand::Apply),
+        Command::Scale { name, instances } => match instances.parse::<u32>() {
+            Ok(n) => client_command(&inv.global, ClientCommand::Scale { name, instances: n }),
+            Err(_) => {
+                eprintln!(
+                    "runner: N must be a whole number, not `{instances}`\n{}",
+                    cli::USAGE
+                );
+                EXIT_USAGE
+            }
+        },
     }
 }
 
@@ -99,6 +117,23 @@ fn load(file: &std::path::Path, global: &cli::Global) -> Result<config::Ecosyste
     }
 }
 
+fn client_command(global: &cli::Global, cmd: ClientCommand) -> u8 {
+    let path = socket_path::resolve(global.socket.as_deref(), None);
+    client::run(&path, cmd)
+}
+
+/// Binds the control socket. `Err((fatal, message))`: a live runner on the path is
+/// fatal in ecosystem mode (two supervisors would fight over the apps); any other
+/// failure only costs the client commands.
+fn bind_control(
+    global: &cli::Global,
+    file_setting: Option<&std::path::Path>,
+) -> Result<Server, (bool, String)> {
+    let path = socket_path::resolve(global.socket.as_deref(), file_setting);
+    socket_path::prepare_dir(&path).map_err(|e| (false, e))?;
+    Server::bind(&path).map_err(|e| (e.contains("already listening"), e))
+}
+
 fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
     let eco = match load(file, global) {
         Ok(eco) => eco,
@@ -107,11 +142,36 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
     let mode = Mode::Ecosystem {
         sighup_reloads: eco.runner.on_sighup == config::OnSighup::Reload,
     };
-    start(Core::new(eco.apps), mode)
+    let control = match bind_control(global, eco.runner.socket.as_deref()) {
+        Ok(server) => Some(server),
+        Err((true, e)) => {
+            eprintln!("runner: {e}; nothing was started");
+            return 1;
+        }
+        Err((false, e)) => {
+            log::warn!("no control socket: {e}");
+            None
+        }
+    };
+    let source = Some((
+        eco.path.clone(),
+        LoadOptions {
+            profile: global.env.clone(),
+            only: global.only.clone(),
+        },
+    ));
+    start(
+        Core::new(eco.apps),
+        Options {
+            mode,
+            control,
+            source,
+        },
+    )
 }
 
 /// `runner -- PROGRAM`: one app that is not restarted and whose end is runner's end.
-fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>) -> u8 {
+fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &cli::Global) -> u8 {
     let path = match spawn::resolve_program(&program) {
         Ok(p) => p,
         Err(e) => {
@@ -130,11 +190,24 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>) -> u8 {
     spec.autorestart = false;
     spec.critical = true;
     spec.kill_signal = nix::sys::signal::Signal::SIGTERM;
-    start(Core::new(vec![spec]), Mode::Single)
+    // tini-style use must work wherever tini does: without a socket if need be.
+    let control = match bind_control(global, None) {
+        Ok(server) => Some(server),
+        Err((_, e)) => {
+            log::debug!("no control socket: {e}");
+            None
+        }
+    };
+    let opts = Options {
+        mode: Mode::Single,
+        control,
+        source: None,
+    };
+    start(Core::new(vec![spec]), opts)
 }
 
-fn start(core: Core, mode: Mode) -> u8 {
-    match Supervisor::new(core, mode) {
+fn start(core: Core, opts: Options) -> u8 {
+    match Supervisor::new(core, opts) {
         Ok(sup) => sup.run().clamp(0, 255) as u8,
         Err(e) => {
             eprintln!("runner: {e}");

@@ -5,6 +5,7 @@
 //! and performs the [`Action`]s it queues. Nothing in here reads a clock, spawns, signals
 //! or waits, so every decision is unit-tested with a fake clock (see `tests.rs`).
 
+mod ops;
 mod policy;
 mod status;
 #[cfg(test)]
@@ -34,16 +35,38 @@ pub enum Role {
 /// What the shell must do. Performed in order; `Spawn` is answered with [`Core::spawned`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Spawn { slot: SlotId, role: Role },
+    Spawn {
+        slot: SlotId,
+        role: Role,
+    },
     /// The first signal of a graceful stop; `tree` asks for the whole process tree.
-    Stop { pid: i32, signal: Signal, tree: bool },
+    Stop {
+        pid: i32,
+        signal: Signal,
+        tree: bool,
+    },
     /// SIGKILL to whatever is left of the process (and its tree when `tree`).
-    Kill { pid: i32, tree: bool },
+    Kill {
+        pid: i32,
+        tree: bool,
+    },
     /// Pass a signal on to a main process only.
-    Forward { pid: i32, signal: Signal },
+    Forward {
+        pid: i32,
+        signal: Signal,
+    },
+    /// The answer to a control request, once what it asked for is done (or failed).
+    Reply {
+        request: RequestId,
+        ok: bool,
+        message: String,
+    },
     /// Everything has ended: runner exits with this code.
     Exit(i32),
 }
+
+/// Identifies a control request so that its reply can be sent when the work is done.
+pub type RequestId = u64;
 
 /// A graceful stop in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +97,13 @@ impl Proc {
         Proc {
             pid,
             started: now,
-            online_since: if waits { None } else { Some(now) },
+            online_since: None,
             status_text: None,
-            ready_deadline: if waits { Some(now + spec.listen_timeout) } else { None },
+            ready_deadline: if waits {
+                Some(now + spec.listen_timeout)
+            } else {
+                None
+            },
             stopping: None,
             exited: None,
             requested: false,
@@ -85,6 +112,11 @@ impl Proc {
 
     fn alive(&self) -> bool {
         self.exited.is_none()
+    }
+
+    /// Running and not being stopped.
+    pub fn is_running(&self) -> bool {
+        self.exited.is_none() && self.stopping.is_none()
     }
 
     fn is_online(&self) -> bool {
@@ -116,6 +148,8 @@ pub struct Slot {
     restart_at: Option<Instant>,
     /// Whether this slot should have a process (false after `stop` or ending for good).
     wanted: bool,
+    /// `delete` asked for it: removed once its process is gone.
+    deleting: bool,
     /// Not started yet: waiting for `start`, or for its dependencies to come online.
     awaiting_start: bool,
     errored: bool,
@@ -147,6 +181,8 @@ pub struct App {
     pub slots: Vec<SlotId>,
     /// Set once runner began stopping this app during a shutdown.
     shutdown_sent: bool,
+    /// A reload in progress: one slot at a time.
+    reload: Option<ops::ReloadPlan>,
 }
 
 /// The whole supervised world.
@@ -163,6 +199,8 @@ pub struct Core {
     /// A critical app ended: runner exits with its code.
     critical_exit: Option<i32>,
     exited: bool,
+    waiters: Vec<ops::Waiter>,
+    next_slot_id: SlotId,
 }
 
 impl Core {
@@ -177,22 +215,34 @@ impl Core {
             first_failure: None,
             critical_exit: None,
             exited: false,
+            waiters: Vec::new(),
+            next_slot_id: 0,
         };
-        let mut next_id: SlotId = 0;
         for spec in specs {
-            let mut ids = Vec::new();
-            for index in 0..spec.instances {
-                core.slots.insert(next_id, Slot::new(next_id, index, &spec.name));
-                ids.push(next_id);
-                next_id += 1;
-            }
-            core.apps.push(App {
-                spec,
-                slots: ids,
-                shutdown_sent: false,
-            });
+            core.add_app(spec);
         }
         core
+    }
+
+    /// Adds an app and lays out its slots (not started).
+    fn add_app(&mut self, spec: AppSpec) {
+        let mut ids = Vec::new();
+        for index in 0..spec.instances {
+            ids.push(self.add_slot(index, &spec.name));
+        }
+        self.apps.push(App {
+            spec,
+            slots: ids,
+            shutdown_sent: false,
+            reload: None,
+        });
+    }
+
+    fn add_slot(&mut self, index: u32, app: &str) -> SlotId {
+        let id = self.next_slot_id;
+        self.next_slot_id += 1;
+        self.slots.insert(id, Slot::new(id, index, app));
+        id
     }
 
     pub fn apps(&self) -> &[App] {
@@ -209,7 +259,10 @@ impl Core {
 
     pub fn spec_of(&self, slot: SlotId) -> Option<&AppSpec> {
         let name = &self.slots.get(&slot)?.app;
-        self.apps.iter().find(|a| &a.spec.name == name).map(|a| &a.spec)
+        self.apps
+            .iter()
+            .find(|a| &a.spec.name == name)
+            .map(|a| &a.spec)
     }
 
     /// The next action for the shell to perform.
@@ -223,13 +276,18 @@ impl Core {
 
     /// Starts every app whose dependencies allow it.
     pub fn start(&mut self, now: Instant) {
-        self.start_ready_apps(now);
-        self.check_finished();
+        self.progress(now);
     }
 
     /// The shell's answer to `Action::Spawn`.
     /// A failure carries its message and the exit code it counts as (126/127, shell rules).
-    pub fn spawned(&mut self, id: SlotId, role: Role, result: Result<i32, (String, i32)>, now: Instant) {
+    pub fn spawned(
+        &mut self,
+        id: SlotId,
+        role: Role,
+        result: Result<i32, (String, i32)>,
+        now: Instant,
+    ) {
         let Some(spec) = self.spec_of(id).cloned() else {
             return;
         };
@@ -245,7 +303,7 @@ impl Core {
                     Role::Replacement => slot.next = Some(proc),
                 }
                 if !(spec.wait_ready || spec.ready_check.is_some()) {
-                    self.became_online(id, now);
+                    self.became_online_pid(id, pid, now);
                 }
             }
             Err((message, code)) => {
@@ -258,7 +316,7 @@ impl Core {
                 }
             }
         }
-        self.check_finished();
+        self.progress(now);
     }
 
     /// A main process was reaped. `tree_gone` tells whether anything of its tree is left
@@ -330,7 +388,16 @@ impl Core {
         match role {
             Role::Replacement => {
                 // A replacement that was never promoted: only a reload starts one.
-                log::warn!("{name}[{index}]: replacement pid {pid} ended ({exit}) before it was online");
+                if !proc.requested {
+                    log::warn!("{name}[{index}]: replacement pid {pid} ended ({exit}) before it was online");
+                    self.reload_failed(
+                        &name,
+                        format!(
+                            "{name}[{index}]: the new process exited ({exit}) before it was online"
+                        ),
+                        now,
+                    );
+                }
             }
             Role::Current if proc.requested || self.shutting_down => {
                 log::info!("{name}[{index}]: pid {pid} stopped ({exit})");
@@ -346,7 +413,18 @@ impl Core {
             }
             Role::Current => {
                 let ran_for = ended_at.saturating_duration_since(proc.started);
-                log::warn!("{name}[{index}]: pid {pid} exited ({exit}) after {}", human(ran_for));
+                log::warn!(
+                    "{name}[{index}]: pid {pid} exited ({exit}) after {}",
+                    human(ran_for)
+                );
+                if proc.online_since.is_none() {
+                    self.reload_slot_failed(
+                        &name,
+                        id,
+                        format!("{name}[{index}]: exited ({exit}) before it was online"),
+                        now,
+                    );
+                }
                 self.unrequested_end(id, ran_for, exit, now);
             }
         }
@@ -402,6 +480,26 @@ impl Core {
                 .filter(|p| p.alive() && p.online_since.is_none() && p.stopping.is_none())
                 .and_then(|p| p.ready_deadline)
                 .is_some_and(|d| d <= now);
+            let next_timed_out = slot
+                .next
+                .as_ref()
+                .filter(|p| p.alive() && p.online_since.is_none() && p.stopping.is_none())
+                .and_then(|p| p.ready_deadline)
+                .is_some_and(|d| d <= now);
+            if next_timed_out {
+                if spec.wait_ready {
+                    let msg = format!(
+                        "{}[{}]: the new process was not ready within listen_timeout ({})",
+                        spec.name,
+                        slot.index,
+                        human(spec.listen_timeout)
+                    );
+                    self.reload_failed(&spec.name, msg, now);
+                } else if let Some(pid) = slot.next.as_ref().map(|p| p.pid) {
+                    self.became_online_pid(id, pid, now);
+                }
+                continue;
+            }
             if timed_out {
                 log::warn!(
                     "{}[{}]: not ready after listen_timeout ({}); counting it as online",
@@ -486,7 +584,8 @@ impl Core {
         for slot in self.slots.values() {
             for p in [&slot.proc, &slot.next].into_iter().flatten() {
                 if p.alive() {
-                    self.actions.push_back(Action::Forward { pid: p.pid, signal });
+                    self.actions
+                        .push_back(Action::Forward { pid: p.pid, signal });
                 }
             }
         }
@@ -545,7 +644,7 @@ impl Core {
             if !stop.killed && stop.kill_at <= now {
                 stop.killed = true;
                 log::warn!(
-                    "{}: pid {} still running {} after {}; sending SIGKILL",
+                    "{}: processes of pid {} still running {} after {}; sending SIGKILL",
                     spec.name,
                     proc.pid,
                     human(spec.kill_timeout),
@@ -560,7 +659,11 @@ impl Core {
     }
 
     fn became_online(&mut self, id: SlotId, now: Instant) {
-        let pid = self.slots.get(&id).and_then(|s| s.proc.as_ref()).map(|p| p.pid);
+        let pid = self
+            .slots
+            .get(&id)
+            .and_then(|s| s.proc.as_ref())
+            .map(|p| p.pid);
         if let Some(pid) = pid {
             self.became_online_pid(id, pid, now);
         }
@@ -570,11 +673,16 @@ impl Core {
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
+        let mut changed = false;
         for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
-            if p.pid == pid && p.online_since.is_none() && p.alive() {
+            if p.pid == pid && p.online_since.is_none() && p.alive() && p.stopping.is_none() {
                 p.online_since = Some(now);
+                changed = true;
                 log::info!("{}[{}]: pid {pid} online", slot.app, slot.index);
             }
+        }
+        if changed {
+            self.instance_online(id, now);
         }
     }
 
@@ -598,7 +706,12 @@ impl Core {
                         role: Role::Current,
                     });
                 } else {
-                    log::info!("{}[{}]: restarting in {}", spec.name, slot.index, human(delay));
+                    log::info!(
+                        "{}[{}]: restarting in {}",
+                        spec.name,
+                        slot.index,
+                        human(delay)
+                    );
                     slot.restart_at = Some(now + delay);
                 }
                 None
@@ -625,7 +738,10 @@ impl Core {
                 self.first_failure = Some(exit.as_code());
             }
             if spec.critical {
-                log::warn!("{}: critical app ended ({exit}); stopping everything", spec.name);
+                log::warn!(
+                    "{}: critical app ended ({exit}); stopping everything",
+                    spec.name
+                );
                 self.critical_exit = Some(exit.as_code());
                 self.shutdown(false, now);
             }
@@ -640,23 +756,32 @@ impl Core {
         } else {
             self.start_ready_apps(now);
         }
+        self.remove_deleted();
+        self.check_waiters();
         self.check_finished();
     }
 
     fn app_online(&self, name: &str) -> bool {
-        self.apps.iter().find(|a| a.spec.name == name).is_some_and(|a| {
-            a.slots.iter().all(|id| {
-                self.slots
-                    .get(id)
-                    .and_then(|s| s.proc.as_ref())
-                    .is_some_and(|p| p.is_online())
+        self.apps
+            .iter()
+            .find(|a| a.spec.name == name)
+            .is_some_and(|a| {
+                a.slots.iter().all(|id| {
+                    self.slots
+                        .get(id)
+                        .and_then(|s| s.proc.as_ref())
+                        .is_some_and(|p| p.is_online())
+                })
             })
-        })
     }
 
     fn start_ready_apps(&mut self, _now: Instant) {
         for ai in 0..self.apps.len() {
-            let deps_ok = self.apps[ai].spec.depends_on.iter().all(|d| self.app_online(d));
+            let deps_ok = self.apps[ai]
+                .spec
+                .depends_on
+                .iter()
+                .all(|d| self.app_online(d));
             if !deps_ok {
                 continue;
             }
@@ -677,7 +802,9 @@ impl Core {
 
     /// Whether anything of `app` still runs (current, replacement or draining).
     fn app_has_process(&self, name: &str) -> bool {
-        self.slots.values().any(|s| s.app == name && s.has_process())
+        self.slots
+            .values()
+            .any(|s| s.app == name && s.has_process())
             || self
                 .draining
                 .iter()
@@ -733,7 +860,13 @@ impl Core {
         if self.exited {
             return;
         }
-        let pending_spawn = self.actions.iter().any(|a| matches!(a, Action::Spawn { .. }));
+        if self.apps.iter().any(|a| a.reload.is_some()) {
+            return;
+        }
+        let pending_spawn = self
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Spawn { .. }));
         if pending_spawn || !self.draining.is_empty() {
             return;
         }
@@ -758,7 +891,12 @@ impl Core {
             .slots
             .iter()
             .any(|id| self.slots.get(id).is_some_and(|s| s.awaiting_start));
-        wants && app.spec.depends_on.iter().all(|d| self.app_may_come_online(d, 0))
+        wants
+            && app
+                .spec
+                .depends_on
+                .iter()
+                .all(|d| self.app_may_come_online(d, 0))
     }
 
     fn app_may_come_online(&self, name: &str, depth: usize) -> bool {
@@ -774,7 +912,12 @@ impl Core {
                 .get(id)
                 .is_some_and(|s| s.has_process() || s.restart_at.is_some() || s.awaiting_start)
         });
-        alive && app.spec.depends_on.iter().all(|d| self.app_may_come_online(d, depth + 1))
+        alive
+            && app
+                .spec
+                .depends_on
+                .iter()
+                .all(|d| self.app_may_come_online(d, depth + 1))
     }
 }
 
@@ -792,6 +935,7 @@ impl Slot {
             restart: RestartState::default(),
             restart_at: None,
             wanted: true,
+            deleting: false,
             awaiting_start: true,
             errored: false,
             after_stop: AfterStop::StayDown,

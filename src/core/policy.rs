@@ -65,7 +65,12 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(15);
 pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
 
 /// Decides what to do after an unrequested exit and updates the counters.
-pub fn decide(spec: &AppSpec, state: &mut RestartState, ran_for: Duration, exit: ExitKind) -> Verdict {
+pub fn decide(
+    spec: &AppSpec,
+    state: &mut RestartState,
+    ran_for: Duration,
+    exit: ExitKind,
+) -> Verdict {
     let expected = matches!(exit, ExitKind::Code(c) if spec.stop_exit_codes.contains(&c));
     if expected {
         return Verdict::Ended { failed: false };
@@ -103,7 +108,12 @@ mod tests {
     use std::path::PathBuf;
 
     fn spec() -> AppSpec {
-        AppSpec::with_defaults("t", PathBuf::from("/bin/true"), vec!["true".into()], PathBuf::from("/"))
+        AppSpec::with_defaults(
+            "t",
+            PathBuf::from("/bin/true"),
+            vec!["true".into()],
+            PathBuf::from("/"),
+        )
     }
 
     const SHORT: Duration = Duration::from_millis(10);
@@ -115,9 +125,15 @@ mod tests {
         s.max_restarts = 3;
         let mut st = RestartState::default();
         for _ in 0..3 {
-            assert_eq!(decide(&s, &mut st, SHORT, ExitKind::Code(1)), Verdict::Restart(Duration::ZERO));
+            assert_eq!(
+                decide(&s, &mut st, SHORT, ExitKind::Code(1)),
+                Verdict::Restart(Duration::ZERO)
+            );
         }
-        assert_eq!(decide(&s, &mut st, SHORT, ExitKind::Code(1)), Verdict::Errored);
+        assert_eq!(
+            decide(&s, &mut st, SHORT, ExitKind::Code(1)),
+            Verdict::Errored
+        );
     }
 
     #[test]
@@ -127,11 +143,17 @@ mod tests {
         let mut st = RestartState::default();
         decide(&s, &mut st, SHORT, ExitKind::Code(1));
         decide(&s, &mut st, SHORT, ExitKind::Code(1));
-        assert!(matches!(decide(&s, &mut st, LONG, ExitKind::Code(1)), Verdict::Restart(_)));
+        assert!(matches!(
+            decide(&s, &mut st, LONG, ExitKind::Code(1)),
+            Verdict::Restart(_)
+        ));
         assert_eq!(st.unstable_runs, 0);
         decide(&s, &mut st, SHORT, ExitKind::Code(1));
         decide(&s, &mut st, SHORT, ExitKind::Code(1));
-        assert_eq!(decide(&s, &mut st, SHORT, ExitKind::Code(1)), Verdict::Errored);
+        assert_eq!(
+            decide(&s, &mut st, SHORT, ExitKind::Code(1)),
+            Verdict::Errored
+        );
     }
 
     #[test]
@@ -139,7 +161,10 @@ mod tests {
         let mut s = spec();
         s.max_restarts = 0;
         let mut st = RestartState::default();
-        assert_eq!(decide(&s, &mut st, SHORT, ExitKind::Signal(9)), Verdict::Errored);
+        assert_eq!(
+            decide(&s, &mut st, SHORT, ExitKind::Signal(9)),
+            Verdict::Errored
+        );
     }
 
     #[test]
@@ -147,8 +172,14 @@ mod tests {
         let mut s = spec();
         s.stop_exit_codes = vec![3];
         let mut st = RestartState::default();
-        assert_eq!(decide(&s, &mut st, LONG, ExitKind::Code(3)), Verdict::Ended { failed: false });
-        assert!(matches!(decide(&s, &mut st, LONG, ExitKind::Code(4)), Verdict::Restart(_)));
+        assert_eq!(
+            decide(&s, &mut st, LONG, ExitKind::Code(3)),
+            Verdict::Ended { failed: false }
+        );
+        assert!(matches!(
+            decide(&s, &mut st, LONG, ExitKind::Code(4)),
+            Verdict::Restart(_)
+        ));
     }
 
     #[test]
@@ -156,9 +187,18 @@ mod tests {
         let mut s = spec();
         s.autorestart = false;
         let mut st = RestartState::default();
-        assert_eq!(decide(&s, &mut st, LONG, ExitKind::Code(0)), Verdict::Ended { failed: false });
-        assert_eq!(decide(&s, &mut st, LONG, ExitKind::Code(2)), Verdict::Ended { failed: true });
-        assert_eq!(decide(&s, &mut st, LONG, ExitKind::Signal(15)), Verdict::Ended { failed: true });
+        assert_eq!(
+            decide(&s, &mut st, LONG, ExitKind::Code(0)),
+            Verdict::Ended { failed: false }
+        );
+        assert_eq!(
+            decide(&s, &mut st, LONG, ExitKind::Code(2)),
+            Verdict::Ended { failed: true }
+        );
+        assert_eq!(
+            decide(&s, &mut st, LONG, ExitKind::Signal(15)),
+            Verdict::Ended { failed: true }
+        );
     }
 
     #[test]
@@ -166,8 +206,14 @@ mod tests {
         let mut s = spec();
         s.restart_delay = Duration::from_millis(250);
         let mut st = RestartState::default();
-        assert_eq!(decide(&s, &mut st, LONG, ExitKind::Code(1)), Verdict::Restart(Duration::from_millis(250)));
-        assert_eq!(decide(&s, &mut st, LONG, ExitKind::Code(1)), Verdict::Restart(Duration::from_millis(250)));
+        assert_eq!(
+            decide(&s, &mut st, LONG, ExitKind::Code(1)),
+            Verdict::Restart(Duration::from_millis(250))
+        );
+        assert_eq!(
+            decide(&s, &mut st, LONG, ExitKind::Code(1)),
+            Verdict::Restart(Duration::from_millis(250))
+        );
     }
 
     #[test]
@@ -187,6 +233,14 @@ mod tests {
             decide(&s, &mut st, SHORT, ExitKind::Code(1));
         }
         assert_eq!(ms(decide(&s, &mut st, SHORT, ExitKind::Code(1))), 15_000);
-        assert_eq!(ms(decide(&s, &mut st, Duration::from_secs(31), ExitKind::Code(1))), 100);
+        assert_eq!(
+            ms(decide(
+                &s,
+                &mut st,
+                Duration::from_secs(31),
+                ExitKind::Code(1)
+            )),
+            100
+        );
     }
 }

@@ -8,7 +8,12 @@ use nix::sys::signal::Signal;
 use super::*;
 
 fn app(name: &str) -> AppSpec {
-    AppSpec::with_defaults(name, PathBuf::from("/bin/true"), vec!["true".into()], PathBuf::from("/"))
+    AppSpec::with_defaults(
+        name,
+        PathBuf::from("/bin/true"),
+        vec!["true".into()],
+        PathBuf::from("/"),
+    )
 }
 
 /// Plays the shell: performs spawns with increasing fake pids and records the rest.
@@ -59,7 +64,10 @@ impl World {
     }
 
     fn status(&self, slot: SlotId) -> Status {
-        self.core.slot(slot).map(|s| s.status()).unwrap_or(Status::Stopped)
+        self.core
+            .slot(slot)
+            .map(|s| s.status())
+            .unwrap_or(Status::Stopped)
     }
 
     fn exit_action(&self) -> Option<i32> {
@@ -137,7 +145,10 @@ fn restart_delay_waits_before_the_next_start() {
     let pid = w.pid(0).unwrap();
     w.exit(pid, ExitKind::Code(1));
     assert_eq!(w.status(0), Status::WaitingRestart);
-    assert_eq!(w.core.next_deadline(), Some(w.now + Duration::from_millis(500)));
+    assert_eq!(
+        w.core.next_deadline(),
+        Some(w.now + Duration::from_millis(500))
+    );
     w.advance(Duration::from_millis(499));
     assert_eq!(w.status(0), Status::WaitingRestart);
     w.advance(Duration::from_millis(1));
@@ -153,7 +164,11 @@ fn shutdown_sends_kill_signal_then_sigkill_after_kill_timeout() {
     let pid = w.pid(0).unwrap();
     w.core.shutdown(false, w.now);
     w.pump();
-    assert!(w.log.contains(&Action::Stop { pid, signal: Signal::SIGTERM, tree: true }));
+    assert!(w.log.contains(&Action::Stop {
+        pid,
+        signal: Signal::SIGTERM,
+        tree: true
+    }));
     assert_eq!(w.status(0), Status::Stopping);
     w.advance(Duration::from_millis(1999));
     assert_eq!(w.count(|a| matches!(a, Action::Kill { .. })), 0);
@@ -190,10 +205,19 @@ fn dependents_start_after_and_stop_before_their_dependencies() {
     let api_pid = w.pid(0).expect("api starts once db is online");
     w.core.shutdown(false, w.now);
     w.pump();
-    assert!(w.log.iter().any(|a| matches!(a, Action::Stop { pid, .. } if *pid == api_pid)));
-    assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { pid, .. } if *pid == db_pid)));
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == api_pid)));
+    assert!(!w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == db_pid)));
     w.exit(api_pid, ExitKind::Signal(2));
-    assert!(w.log.iter().any(|a| matches!(a, Action::Stop { pid, .. } if *pid == db_pid)));
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == db_pid)));
     w.exit(db_pid, ExitKind::Code(0));
     assert_eq!(w.exit_action(), Some(0));
 }
@@ -228,7 +252,10 @@ fn a_critical_app_that_ends_stops_everything_with_its_code() {
     let job_pid = w.pid(0).unwrap();
     let web_pid = w.pid(1).unwrap();
     w.exit(job_pid, ExitKind::Code(7));
-    assert!(w.log.iter().any(|a| matches!(a, Action::Stop { pid, .. } if *pid == web_pid)));
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == web_pid)));
     w.exit(web_pid, ExitKind::Signal(2));
     assert_eq!(w.exit_action(), Some(7));
 }
@@ -251,7 +278,11 @@ fn leftovers_of_an_exited_process_are_stopped_before_the_restart() {
     let pid = w.pid(0).unwrap();
     w.core.exited(pid, ExitKind::Code(1), false, w.now);
     w.pump();
-    assert!(w.log.contains(&Action::Stop { pid, signal: Signal::SIGINT, tree: true }));
+    assert!(w.log.contains(&Action::Stop {
+        pid,
+        signal: Signal::SIGINT,
+        tree: true
+    }));
     assert_eq!(w.status(0), Status::Stopping);
     assert_eq!(w.count(|a| matches!(a, Action::Spawn { .. })), 1);
     w.core.tree_gone(pid, w.now);
@@ -267,7 +298,16 @@ fn forwarded_signals_reach_every_main_process_once() {
     let mut w = World::new(vec![a]);
     w.core.forward(Signal::SIGHUP);
     w.pump();
-    assert_eq!(w.count(|a| matches!(a, Action::Forward { signal: Signal::SIGHUP, .. })), 2);
+    assert_eq!(
+        w.count(|a| matches!(
+            a,
+            Action::Forward {
+                signal: Signal::SIGHUP,
+                ..
+            }
+        )),
+        2
+    );
 }
 
 #[test]
@@ -298,4 +338,237 @@ fn a_failed_spawn_is_retried_within_the_crash_loop_bound() {
 fn nothing_is_due_when_everything_runs() {
     let w = World::new(vec![app("web")]);
     assert_eq!(w.core.next_deadline(), None);
+}
+
+fn replies(w: &World) -> Vec<(RequestId, bool, String)> {
+    w.log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Reply {
+                request,
+                ok,
+                message,
+            } => Some((*request, *ok, message.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn cluster(name: &str, n: u32) -> AppSpec {
+    let mut a = app(name);
+    a.instances = n;
+    a.exec_mode = crate::config::ExecMode::Cluster;
+    a.wait_ready = true;
+    a
+}
+
+#[test]
+fn cluster_reload_starts_each_replacement_before_stopping_the_old_process() {
+    let mut w = World::new(vec![cluster("api", 2)]);
+    let (old0, old1) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.core.ready(old0, w.now);
+    w.core.ready(old1, w.now);
+    w.pump();
+    w.core.request_reload(1, "api", w.now);
+    w.pump();
+    // One replacement at a time, and the old one keeps serving until it is online.
+    let new0 = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    assert!(w.core.slot(1).unwrap().next.is_none());
+    assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
+    w.core.ready(new0, w.now);
+    w.pump();
+    assert_eq!(w.pid(0), Some(new0));
+    assert!(w.log.contains(&Action::Stop {
+        pid: old0,
+        signal: Signal::SIGINT,
+        tree: true
+    }));
+    let new1 = w.core.slot(1).unwrap().next.as_ref().unwrap().pid;
+    w.core.ready(new1, w.now);
+    w.pump();
+    w.exit(old0, ExitKind::Code(0));
+    w.exit(old1, ExitKind::Code(0));
+    assert_eq!(
+        replies(&w),
+        vec![(1, true, "reloaded api (2 instance(s))".to_string())]
+    );
+    assert_eq!(w.status(0), Status::Online);
+    assert_eq!(
+        w.exit_action(),
+        None,
+        "the drained old processes are not crashes"
+    );
+}
+
+#[test]
+fn a_replacement_that_crashes_aborts_the_reload_and_keeps_the_old_processes() {
+    let mut w = World::new(vec![cluster("api", 2)]);
+    let (old0, old1) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.core.ready(old0, w.now);
+    w.core.ready(old1, w.now);
+    w.core.request_reload(7, "api", w.now);
+    w.pump();
+    let new0 = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    w.exit(new0, ExitKind::Code(1));
+    let r = replies(&w);
+    assert_eq!(r.len(), 1);
+    assert!(!r[0].1, "the reload reports failure: {r:?}");
+    assert_eq!((w.pid(0), w.pid(1)), (Some(old0), Some(old1)));
+    assert_eq!(w.status(0), Status::Online);
+    assert!(!w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == old0 || *pid == old1)));
+}
+
+#[test]
+fn a_replacement_not_ready_within_listen_timeout_fails_the_reload() {
+    let mut w = World::new(vec![cluster("api", 1)]);
+    let old = w.pid(0).unwrap();
+    w.core.ready(old, w.now);
+    w.core.request_reload(1, "api", w.now);
+    w.pump();
+    let new = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    w.advance(Duration::from_millis(3000));
+    assert!(w.log.contains(&Action::Stop {
+        pid: new,
+        signal: Signal::SIGINT,
+        tree: true
+    }));
+    assert!(!replies(&w)[0].1);
+    assert_eq!(w.pid(0), Some(old));
+}
+
+#[test]
+fn a_second_reload_of_the_same_app_is_refused_while_the_first_runs() {
+    let mut w = World::new(vec![cluster("api", 1)]);
+    let old = w.pid(0).unwrap();
+    w.core.ready(old, w.now);
+    w.core.request_reload(1, "api", w.now);
+    w.core.request_reload(2, "api", w.now);
+    w.pump();
+    let r = replies(&w);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, 2);
+    assert!(!r[0].1 && r[0].2.contains("already in progress"));
+}
+
+#[test]
+fn fork_mode_reload_restarts_one_instance_at_a_time() {
+    let mut a = app("worker");
+    a.instances = 2;
+    let mut w = World::new(vec![a]);
+    let (old0, old1) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.core.request_reload(1, "worker", w.now);
+    w.pump();
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == old0)));
+    assert!(!w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == old1)));
+    w.exit(old0, ExitKind::Code(0));
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == old1)));
+    w.exit(old1, ExitKind::Code(0));
+    assert!(replies(&w)[0].1);
+    assert_ne!(w.pid(0), Some(old0));
+    assert_ne!(w.pid(1), Some(old1));
+}
+
+#[test]
+fn stop_keeps_the_app_listed_as_stopped_and_start_brings_it_back() {
+    let mut w = World::new(vec![app("a"), app("b")]);
+    let pid = w.pid(0).unwrap();
+    w.core.request_stop(1, "a", w.now);
+    w.pump();
+    w.exit(pid, ExitKind::Signal(2));
+    assert_eq!(w.status(0), Status::Stopped);
+    assert!(replies(&w)[0].1);
+    assert_eq!(w.exit_action(), None, "b still runs");
+    w.core.request_start(2, "a", w.now);
+    w.pump();
+    assert_eq!(w.status(0), Status::Online);
+    assert_eq!(replies(&w).len(), 2);
+}
+
+#[test]
+fn delete_forgets_the_app_and_scale_adds_and_removes_instances() {
+    let mut w = World::new(vec![app("a"), app("b")]);
+    let pid = w.pid(0).unwrap();
+    w.core.request_delete(1, "a", w.now);
+    w.pump();
+    w.exit(pid, ExitKind::Signal(2));
+    assert!(w.core.slot(0).is_none());
+    assert_eq!(w.core.apps().len(), 1);
+    w.core.request_scale(2, "b", 3, w.now);
+    w.pump();
+    assert_eq!(
+        w.core
+            .slots()
+            .filter(|s| s.status() == Status::Online)
+            .count(),
+        3
+    );
+    w.core.request_scale(3, "b", 1, w.now);
+    w.pump();
+    let stopping: Vec<i32> = w
+        .core
+        .slots()
+        .filter(|s| s.status() == Status::Stopping)
+        .filter_map(|s| s.proc.as_ref().map(|p| p.pid))
+        .collect();
+    assert_eq!(stopping.len(), 2);
+    for pid in stopping {
+        w.exit(pid, ExitKind::Signal(2));
+    }
+    assert_eq!(w.core.slots().count(), 1);
+    assert!(replies(&w).iter().all(|r| r.1), "{:?}", replies(&w));
+}
+
+#[test]
+fn targets_resolve_by_name_id_namespace_and_all() {
+    let mut a = app("a");
+    a.namespace = "web".into();
+    a.instances = 2;
+    let w = World::new(vec![a, app("b")]);
+    assert_eq!(w.core.resolve("a").unwrap(), vec![0, 1]);
+    assert_eq!(w.core.resolve("2").unwrap(), vec![2]);
+    assert_eq!(w.core.resolve("web").unwrap(), vec![0, 1]);
+    assert_eq!(w.core.resolve("all").unwrap(), vec![0, 1, 2]);
+    assert!(w.core.resolve("nope").is_err());
+    assert!(w.core.resolve("9").is_err());
+}
+
+#[test]
+fn memory_restart_in_cluster_mode_starts_the_replacement_first() {
+    let mut w = World::new(vec![cluster("api", 1)]);
+    let old = w.pid(0).unwrap();
+    w.core.ready(old, w.now);
+    w.core.memory_exceeded(0, w.now);
+    w.pump();
+    let new = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
+    w.core.ready(new, w.now);
+    w.pump();
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid, .. } if *pid == old)));
+    assert_eq!(w.core.slot(0).unwrap().restarts, 1);
+}
+
+#[test]
+fn status_is_ok_only_when_every_wanted_instance_is_online() {
+    let mut a = app("db");
+    a.wait_ready = true;
+    let mut w = World::new(vec![a]);
+    assert!(!w.core.all_online().0);
+    let pid = w.pid(0).unwrap();
+    w.core.ready(pid, w.now);
+    assert!(w.core.all_online().0);
 }

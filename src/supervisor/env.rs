@@ -26,7 +26,11 @@ pub fn inherited() -> Vec<(OsString, OsString)> {
 }
 
 /// The full environment of one instance, later entries winning.
-pub fn for_instance(base: &[(OsString, OsString)], spec: &AppSpec, slot: &Slot) -> Vec<(OsString, OsString)> {
+pub fn for_instance(
+    base: &[(OsString, OsString)],
+    spec: &AppSpec,
+    slot: &Slot,
+) -> Vec<(OsString, OsString)> {
     let mut env: Vec<(OsString, OsString)> = base.to_vec();
     let mut set = |k: &str, v: String| {
         let k = OsString::from(k);

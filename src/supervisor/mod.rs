@@ -2,12 +2,14 @@
 //! exits and deadlines into core events, and performs the actions the core queues.
 
 mod env;
+mod metrics;
 mod signals;
 pub mod spawn;
 mod tree;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token};
@@ -16,11 +18,16 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::core::{Action, Core, ExitKind, Role};
+use crate::config::LoadOptions;
+use crate::control::protocol::{Reply, Request};
+use crate::control::server::{ConnId, Server};
+use crate::core::{Action, Core, ExitKind, RequestId, Role};
 use spawn::{SpawnRequest, Stdin};
 use tree::Trees;
 
 const SIGNALS: Token = Token(0);
+/// The control server uses this token and the ones above it.
+const CONTROL: Token = Token(16);
 
 /// How runner treats the signals it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +48,15 @@ impl std::fmt::Display for SetupError {
     }
 }
 
+/// What the supervisor is started with besides the apps.
+pub struct Options {
+    pub mode: Mode,
+    /// The control socket to serve (None: no socket, e.g. when it could not be bound).
+    pub control: Option<Server>,
+    /// Where `apply` re-reads the apps from.
+    pub source: Option<(PathBuf, LoadOptions)>,
+}
+
 /// Everything the loop owns.
 pub struct Supervisor {
     core: Core,
@@ -52,6 +68,13 @@ pub struct Supervisor {
     watched: HashSet<i32>,
     base_env: Vec<(OsString, OsString)>,
     foreground_tty: bool,
+    control: Option<Server>,
+    source: Option<(PathBuf, LoadOptions)>,
+    /// Control requests waiting for the core's answer.
+    pending: HashMap<RequestId, ConnId>,
+    next_request: RequestId,
+    metrics: metrics::Metrics,
+    next_memory_check: Option<Instant>,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -61,8 +84,10 @@ const TREE_RECHECK: Duration = Duration::from_millis(250);
 impl Supervisor {
     /// Installs signal handling first (before any child exists, so no signal is lost),
     /// then becomes a subreaper when not PID 1.
-    pub fn new(core: Core, mode: Mode) -> Result<Supervisor, SetupError> {
-        let poll = Poll::new().map_err(|e| SetupError(format!("cannot create the event loop: {e}")))?;
+    pub fn new(core: Core, opts: Options) -> Result<Supervisor, SetupError> {
+        let mode = opts.mode;
+        let poll =
+            Poll::new().map_err(|e| SetupError(format!("cannot create the event loop: {e}")))?;
         let mut signals = signals::install(mode == Mode::Single)
             .map_err(|e| SetupError(format!("cannot install signal handlers: {e}")))?;
         poll.registry()
@@ -71,11 +96,20 @@ impl Supervisor {
         if std::process::id() != 1 {
             // Orphans of our apps are re-parented to us, so we reap them and see their trees.
             if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-                log::warn!("cannot become a child subreaper ({e}); orphans of apps will go to init");
+                log::warn!(
+                    "cannot become a child subreaper ({e}); orphans of apps will go to init"
+                );
             }
         }
         spawn::cloexec_inherited_fds();
         let foreground_tty = mode == Mode::Single && owns_terminal_foreground();
+        let mut control = opts.control;
+        if let Some(server) = control.as_mut() {
+            if let Err(e) = server.register(poll.registry(), CONTROL) {
+                log::error!("cannot serve the control socket: {e}");
+                control = None;
+            }
+        }
         Ok(Supervisor {
             core,
             mode,
@@ -85,6 +119,12 @@ impl Supervisor {
             watched: HashSet::new(),
             base_env: env::inherited(),
             foreground_tty,
+            control,
+            source: opts.source,
+            pending: HashMap::new(),
+            next_request: 1,
+            metrics: metrics::Metrics::default(),
+            next_memory_check: None,
         })
     }
 
@@ -105,23 +145,154 @@ impl Supervisor {
                 }
             }
             for event in events.iter() {
-                if event.token() == SIGNALS {
+                let token = event.token();
+                if token == SIGNALS {
                     self.handle_signals();
+                } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
+                    self.handle_control(token);
                 }
             }
             // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
             // covers a coalesced or missed SIGCHLD.
             self.reap();
             self.recheck_trees();
+            self.check_memory();
             self.core.tick(Instant::now());
+        }
+    }
+
+    fn handle_control(&mut self, token: Token) {
+        let Some(server) = self.control.as_mut() else {
+            return;
+        };
+        let requests = server.handle(self.poll.registry(), token);
+        for (conn, request) in requests {
+            self.handle_request(conn, request);
+        }
+    }
+
+    fn reply_now(&mut self, conn: ConnId, reply: Reply) {
+        if let Some(server) = self.control.as_mut() {
+            server.reply(self.poll.registry(), conn, &reply);
+        }
+    }
+
+    fn handle_request(&mut self, conn: ConnId, request: Request) {
+        let now = Instant::now();
+        let id = self.next_request;
+        self.next_request += 1;
+        match request {
+            Request::List => {
+                let rows = self.metrics.list(&self.core);
+                self.reply_now(conn, Reply::instances(rows));
+                return;
+            }
+            Request::Status => {
+                let (ok, message) = self.core.all_online();
+                let reply = Reply {
+                    ok,
+                    message: Some(message),
+                    ..Reply::default()
+                };
+                self.reply_now(conn, reply);
+                return;
+            }
+            Request::Apply => {
+                let Some((path, opts)) = self.source.clone() else {
+                    self.reply_now(
+                        conn,
+                        Reply::error("runner was not started from an ecosystem file"),
+                    );
+                    return;
+                };
+                match crate::config::load(&path, &opts) {
+                    Ok(eco) => {
+                        for w in &eco.warnings {
+                            log::warn!("{w}");
+                        }
+                        self.pending.insert(id, conn);
+                        self.core.apply(id, eco.apps, now);
+                    }
+                    Err(e) => {
+                        self.reply_now(conn, Reply::error(format!("{e}\nnothing was changed")));
+                    }
+                }
+                return;
+            }
+            _ => {}
+        }
+        self.pending.insert(id, conn);
+        match request {
+            Request::Start { target } => self.core.request_start(id, &target, now),
+            Request::Stop { target } => self.core.request_stop(id, &target, now),
+            Request::Restart { target } => self.core.request_restart(id, &target, now),
+            Request::Reload { target } => self.core.request_reload(id, &target, now),
+            Request::Delete { target } => self.core.request_delete(id, &target, now),
+            Request::Scale { name, instances } => {
+                self.core.request_scale(id, &name, instances, now)
+            }
+            Request::Signal { signal, target } => match crate::config::parse_signal(&signal) {
+                Some(sig) => self.core.request_signal(id, sig, &target),
+                None => {
+                    self.pending.remove(&id);
+                    self.reply_now(conn, Reply::error(format!("unknown signal `{signal}`")));
+                }
+            },
+            Request::List | Request::Status | Request::Apply => {}
+        }
+    }
+
+    /// Checks `max_memory_restart` limits once a second, only while some app has one.
+    fn check_memory(&mut self) {
+        let any_limit = self
+            .core
+            .apps()
+            .iter()
+            .any(|a| a.spec.max_memory_restart.is_some());
+        if !any_limit {
+            self.next_memory_check = None;
+            return;
+        }
+        let now = Instant::now();
+        match self.next_memory_check {
+            Some(at) if at > now => return,
+            _ => {}
+        }
+        self.next_memory_check = Some(now + metrics::MEMORY_CHECK_EVERY);
+        for (slot, rss, limit) in self.metrics.over_limit(&self.core) {
+            if let Some(s) = self.core.slot(slot) {
+                log::warn!(
+                    "{}[{}]: memory {} is over max_memory_restart {}; restarting it",
+                    s.app,
+                    s.index,
+                    human_bytes(rss),
+                    human_bytes(limit)
+                );
+            }
+            self.core.memory_exceeded(slot, now);
         }
     }
 
     fn timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let mut t = self.core.next_deadline().map(|d| d.saturating_duration_since(now));
+        let mut t = self
+            .core
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(now));
         if !self.watched.is_empty() {
             t = Some(t.map_or(TREE_RECHECK, |t| t.min(TREE_RECHECK)));
+        }
+        let memory = self
+            .core
+            .apps()
+            .iter()
+            .any(|a| a.spec.max_memory_restart.is_some())
+            .then(|| {
+                self.next_memory_check
+                    .map_or(Duration::ZERO, |at| at.saturating_duration_since(now))
+            });
+        if let Some(m) = memory {
+            t = Some(t.map_or(m, |t| t.min(m)));
         }
         t
     }
@@ -144,9 +315,14 @@ impl Supervisor {
                     log::info!("received {}", signal.as_str());
                     self.core.shutdown(force, Instant::now());
                 }
-                (Mode::Ecosystem { sighup_reloads: true }, Signal::SIGHUP) => {
-                    log::warn!("on_sighup = \"reload\" is not implemented yet; forwarding SIGHUP instead");
-                    self.core.forward(signal);
+                (
+                    Mode::Ecosystem {
+                        sighup_reloads: true,
+                    },
+                    Signal::SIGHUP,
+                ) => {
+                    log::info!("received SIGHUP: reloading every app");
+                    self.core.reload_all(Instant::now());
                 }
                 (Mode::Ecosystem { .. }, s) => self.core.forward(s),
             }
@@ -166,8 +342,12 @@ impl Supervisor {
     fn reap(&mut self) {
         loop {
             match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => self.child_exited(pid.as_raw(), ExitKind::Code(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => self.child_exited(pid.as_raw(), ExitKind::Signal(sig as i32)),
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    self.child_exited(pid.as_raw(), ExitKind::Code(code))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    self.child_exited(pid.as_raw(), ExitKind::Signal(sig as i32))
+                }
                 Ok(WaitStatus::StillAlive) => break,
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
@@ -196,7 +376,12 @@ impl Supervisor {
         if self.watched.is_empty() {
             return;
         }
-        let gone: Vec<i32> = self.watched.iter().copied().filter(|r| self.trees.is_gone(*r)).collect();
+        let gone: Vec<i32> = self
+            .watched
+            .iter()
+            .copied()
+            .filter(|r| self.trees.is_gone(*r))
+            .collect();
         for root in gone {
             self.watched.remove(&root);
             self.trees.forget(root);
@@ -214,6 +399,20 @@ impl Supervisor {
                 Action::Forward { pid, signal } => {
                     if let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), signal) {
                         log::debug!("cannot forward {} to pid {pid}: {e}", signal.as_str());
+                    }
+                }
+                Action::Reply {
+                    request,
+                    ok,
+                    message,
+                } => {
+                    if let Some(conn) = self.pending.remove(&request) {
+                        let reply = if ok {
+                            Reply::ok(message)
+                        } else {
+                            Reply::error(message)
+                        };
+                        self.reply_now(conn, reply);
                     }
                 }
                 Action::Exit(code) => return Some(code),
@@ -295,5 +494,21 @@ fn owns_terminal_foreground() -> bool {
     match nix::unistd::tcgetpgrp(&stdin) {
         Ok(pgrp) => pgrp == nix::unistd::getpgrp(),
         Err(_) => false,
+    }
+}
+
+/// Bytes as people read them (1024-based).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
     }
 }

@@ -7,12 +7,23 @@ use signal_hook::consts::signal::*;
 pub type SignalSource = signal_hook_mio::v1_0::Signals;
 
 /// Signals runner acts on in every mode.
-const COMMON: &[i32] = &[SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH];
+const COMMON: &[i32] = &[
+    SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH,
+];
 
 /// Extra signals forwarded in single-program mode: every catchable one that is not about
 /// runner's own execution (SIGSEGV and friends), SIGCHLD, or terminal I/O.
 const SINGLE_EXTRA: &[i32] = &[
-    SIGALRM, SIGCONT, SIGTSTP, SIGURG, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, libc::SIGPWR,
+    SIGALRM,
+    SIGCONT,
+    SIGTSTP,
+    SIGURG,
+    SIGXCPU,
+    SIGXFSZ,
+    SIGVTALRM,
+    SIGPROF,
+    SIGIO,
+    libc::SIGPWR,
 ];
 
 /// Installs the handlers; called before any child exists so that no signal is lost.

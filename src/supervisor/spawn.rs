@@ -129,7 +129,8 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         .map(|c| c.groups.iter().map(|g| *g as libc::gid_t).collect())
         .unwrap_or_default();
     let creds = req.credentials.and_then(|c| {
-        let same = nix::unistd::geteuid().as_raw() == c.uid && nix::unistd::getegid().as_raw() == c.gid;
+        let same =
+            nix::unistd::geteuid().as_raw() == c.uid && nix::unistd::getegid().as_raw() == c.gid;
         (!same).then_some((c.uid, c.gid))
     });
 
@@ -146,7 +147,10 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
         if new < 0 {
             return Err(SpawnError {
-                message: format!("cannot duplicate fd {fd}: {}", std::io::Error::last_os_error()),
+                message: format!(
+                    "cannot duplicate fd {fd}: {}",
+                    std::io::Error::last_os_error()
+                ),
                 code: 126,
             });
         }
@@ -166,12 +170,17 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         Some(fd) => Some(park(fd)?),
         None => None,
     };
-    let extra_src: Vec<RawFd> = req.extra_fds.iter().map(|fd| park(*fd)).collect::<Result<_, _>>()?;
+    let extra_src: Vec<RawFd> = req
+        .extra_fds
+        .iter()
+        .map(|fd| park(*fd))
+        .collect::<Result<_, _>>()?;
 
-    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError {
-        message: format!("cannot create a pipe: {e}"),
-        code: 126,
-    })?;
+    let (err_read, err_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError {
+            message: format!("cannot create a pipe: {e}"),
+            code: 126,
+        })?;
 
     // SAFETY: the child only calls async-signal-safe functions on memory prepared above,
     // then execs or _exits.
@@ -221,13 +230,20 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
     let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
     let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
     let err = std::io::Error::from_raw_os_error(errno);
-    let code = if stage == Stage::Exec as u32 && errno == libc::ENOENT { 127 } else { 126 };
+    let code = if stage == Stage::Exec as u32 && errno == libc::ENOENT {
+        127
+    } else {
+        126
+    };
     let what = match stage {
         5 => format!("{} {}: {err}", stage_name(stage), req.cwd.display()),
         6 => format!("{} {}: {err}", stage_name(stage), req.program.display()),
         _ => format!("{}: {err}", stage_name(stage)),
     };
-    Err(SpawnError { message: what, code })
+    Err(SpawnError {
+        message: what,
+        code,
+    })
 }
 
 fn open_dev_null() -> Result<OwnedFd, SpawnError> {
@@ -366,7 +382,8 @@ pub fn resolve_program(name: &OsStr) -> Result<PathBuf, SpawnError> {
             Ok(_) => Ok(p),
         };
     }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
     let mut found_not_exec = None;
     for dir in std::env::split_paths(&path) {
         let candidate = dir.join(name);
@@ -434,7 +451,12 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_127_and_a_directory_is_126() {
-        assert_eq!(resolve_program(&os("no-such-program-xyz")).unwrap_err().code, 127);
+        assert_eq!(
+            resolve_program(&os("no-such-program-xyz"))
+                .unwrap_err()
+                .code,
+            127
+        );
         assert_eq!(resolve_program(&os("/no/such/file")).unwrap_err().code, 127);
         assert_eq!(resolve_program(&os("/tmp")).unwrap_err().code, 126);
         assert!(resolve_program(&os("sh")).is_ok());

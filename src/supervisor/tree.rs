@@ -64,7 +64,9 @@ impl Trees {
         if remembered.is_empty() && kill(Pid::from_raw(-root), None) == Err(Errno::ESRCH) {
             return true;
         }
-        Snapshot::take().tree_including(root, root, remembered).is_empty()
+        Snapshot::take()
+            .tree_including(root, root, remembered)
+            .is_empty()
     }
 
     /// Forgets a tree that is gone.
@@ -83,7 +85,10 @@ impl Trees {
                 continue;
             }
             if let Some(info) = snap.get(pid) {
-                if !known.iter().any(|(p, t)| *p == pid && *t == info.start_ticks) {
+                if !known
+                    .iter()
+                    .any(|(p, t)| *p == pid && *t == info.start_ticks)
+                {
                     known.push((pid, info.start_ticks));
                 }
             }

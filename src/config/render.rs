@@ -1,0 +1,182 @@
+//! The human output of `runner check`: what would run, with only the settings that
+//! differ from the defaults, in a stable order so it can be diffed.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use super::model::{AppSpec, Ecosystem, OnSighup, ReadyCheck};
+use super::units::{format_duration, format_size};
+use super::words;
+
+pub fn render_check(eco: &Ecosystem) -> String {
+    let mut out = String::new();
+    let n = eco.apps.len();
+    let _ = writeln!(
+        out,
+        "{}: {n} app{}",
+        eco.path.display(),
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(s) = &eco.runner.socket {
+        let _ = writeln!(out, "socket: {}", s.display());
+    }
+    if eco.runner.on_sighup == OnSighup::Reload {
+        let _ = writeln!(out, "on_sighup: reload");
+    }
+    for app in &eco.apps {
+        out.push('\n');
+        render_app(&mut out, app);
+    }
+    out
+}
+
+fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "  {label:<13} {value}");
+}
+
+fn render_app(out: &mut String, app: &AppSpec) {
+    let d = AppSpec::with_defaults("", PathBuf::new(), Vec::new(), PathBuf::new());
+    let _ = writeln!(out, "{}", app.name);
+    row(out, "namespace", &app.namespace);
+    let plural = if app.instances == 1 { "" } else { "s" };
+    row(
+        out,
+        "mode",
+        format!(
+            "{}, {} instance{plural}",
+            app.exec_mode.as_str(),
+            app.instances
+        ),
+    );
+    row(out, "command", words::join(&app.argv));
+    if app.argv.first().map(String::as_str) != app.program.to_str() {
+        row(out, "program", app.program.display());
+    }
+    row(out, "cwd", app.cwd.display());
+    if !app.listen.is_empty() {
+        let l: Vec<String> = app.listen.iter().map(|a| a.to_string()).collect();
+        row(out, "listen", l.join(", "));
+    }
+    let mut first = true;
+    for (k, v) in &app.env {
+        let label = if first { "env" } else { "" };
+        first = false;
+        row(out, label, format!("{k}={}", words::quote(v)));
+    }
+    if app.instance_var != d.instance_var {
+        row(out, "instance_var", &app.instance_var);
+    }
+    if let Some(v) = &app.increment_var {
+        row(out, "increment_var", v);
+    }
+    if app.node_ipc {
+        row(out, "node_ipc", "yes");
+    }
+
+    let mut ready = Vec::new();
+    if app.wait_ready {
+        ready.push("wait_ready".to_string());
+    }
+    if let Some(r) = &app.ready_check {
+        ready.push(match r {
+            ReadyCheck::Tcp { host, port } => format!("tcp://{}:{port}", host_for_url(host)),
+            ReadyCheck::Http { host, port, path } => {
+                format!("http://{}:{port}{path}", host_for_url(host))
+            }
+            ReadyCheck::Exec(c) => format!("exec:{c}"),
+        });
+    }
+    if !ready.is_empty() || app.listen_timeout != d.listen_timeout {
+        ready.push(format!(
+            "listen_timeout {}",
+            format_duration(app.listen_timeout)
+        ));
+        row(out, "ready", ready.join(", "));
+    }
+    if let Some(w) = app.watchdog {
+        row(out, "watchdog", format_duration(w));
+    }
+    if !app.depends_on.is_empty() {
+        row(out, "depends_on", app.depends_on.join(", "));
+    }
+    if app.critical {
+        row(out, "critical", "yes");
+    }
+
+    if app.kill_signal != d.kill_signal || app.kill_timeout != d.kill_timeout || !app.treekill {
+        let mut s = format!(
+            "{}, then SIGKILL after {}",
+            app.kill_signal.as_str(),
+            format_duration(app.kill_timeout)
+        );
+        if !app.treekill {
+            s.push_str(", main process only (treekill = false)");
+        }
+        row(out, "stop", s);
+    }
+
+    let policy_is_default = app.autorestart == d.autorestart
+        && app.stop_exit_codes.is_empty()
+        && app.min_uptime == d.min_uptime
+        && app.max_restarts == d.max_restarts
+        && app.restart_delay == d.restart_delay
+        && app.exp_backoff_restart_delay.is_none();
+    if !policy_is_default {
+        let s = if !app.autorestart {
+            "never".to_string()
+        } else {
+            let mut parts = vec![format!(
+                "up to {} unstable restarts (min_uptime {})",
+                app.max_restarts,
+                format_duration(app.min_uptime)
+            )];
+            if let Some(b) = app.exp_backoff_restart_delay {
+                parts.push(format!("exponential backoff from {}", format_duration(b)));
+            } else if !app.restart_delay.is_zero() {
+                parts.push(format!("delay {}", format_duration(app.restart_delay)));
+            }
+            if !app.stop_exit_codes.is_empty() {
+                let codes: Vec<String> =
+                    app.stop_exit_codes.iter().map(|c| c.to_string()).collect();
+                parts.push(format!("not after exit {}", codes.join(", ")));
+            }
+            parts.join(", ")
+        };
+        row(out, "restart", s);
+    }
+    if let Some(m) = app.max_memory_restart {
+        row(out, "memory limit", format_size(m));
+    }
+    if let Some(c) = &app.credentials {
+        let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
+        let mut s = format!("uid {}, gid {}", c.uid, c.gid);
+        if !groups.is_empty() {
+            let _ = write!(s, ", groups {}", groups.join(","));
+        }
+        row(out, "user", s);
+    }
+    if let Some(p) = &app.out_file {
+        row(out, "out_file", p.display());
+    }
+    if let Some(p) = &app.error_file {
+        row(out, "error_file", p.display());
+    }
+    let mut prefix = Vec::new();
+    if app.log_prefix {
+        prefix.push("name");
+    }
+    if app.time {
+        prefix.push("time");
+    }
+    if !prefix.is_empty() {
+        row(out, "log prefix", prefix.join(" + "));
+    }
+}
+
+fn host_for_url(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}

@@ -1,0 +1,544 @@
+//! The client side of the control socket, used by `runner list|status|start|...`. Blocking
+//! I/O is fine here: the CLI sends one request and waits for one reply.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::sys::time::TimeVal;
+
+use super::protocol::{Reply, Request};
+use super::table;
+
+/// How long `list`, `status` and `signal` wait for runner.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest reply line the client accepts.
+const MAX_REPLY: usize = 256 * 1024 * 1024;
+
+/// Why a request got no usable reply.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Nothing listens on the socket (ENOENT, ECONNREFUSED).
+    NotListening(PathBuf),
+    /// The socket exists but we may not connect to it.
+    PermissionDenied(PathBuf),
+    /// runner did not answer in time.
+    Timeout(PathBuf, Duration),
+    /// runner answered something that is not a reply, or closed without answering.
+    Protocol(PathBuf, String),
+    /// Any other I/O failure.
+    Io(PathBuf, io::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::NotListening(p) => write!(
+                f,
+                "no runner is listening on {} (start one, or pass --socket)",
+                p.display()
+            ),
+            ClientError::PermissionDenied(p) => write!(
+                f,
+                "permission denied on {} (only runner's user and root may use it)",
+                p.display()
+            ),
+            ClientError::Timeout(p, d) => write!(
+                f,
+                "runner on {} did not answer within {}s",
+                p.display(),
+                d.as_secs_f64()
+            ),
+            ClientError::Protocol(p, m) => {
+                write!(f, "unexpected answer from runner on {}: {m}", p.display())
+            }
+            ClientError::Io(p, e) => write!(f, "cannot talk to runner on {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+impl ClientError {
+    fn from_io(path: &Path, e: io::Error, timeout: Option<Duration>) -> ClientError {
+        let p = path.to_path_buf();
+        match e.raw_os_error() {
+            Some(libc::ENOENT) | Some(libc::ECONNREFUSED) | Some(libc::ENOTSOCK) => {
+                return ClientError::NotListening(p)
+            }
+            Some(libc::EACCES) | Some(libc::EPERM) => return ClientError::PermissionDenied(p),
+            _ => {}
+        }
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                ClientError::Timeout(p, timeout.unwrap_or_default())
+            }
+            io::ErrorKind::InvalidData => ClientError::Protocol(p, e.to_string()),
+            _ => ClientError::Io(p, e),
+        }
+    }
+}
+
+/// Sends one request to the runner listening on `path` and waits for its reply: at most
+/// `timeout` in all when given, else as long as runner takes (a reload may take minutes).
+pub fn call(path: &Path, req: &Request, timeout: Option<Duration>) -> Result<Reply, ClientError> {
+    let timeout = timeout.filter(|t| !t.is_zero());
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let err = |e: io::Error| ClientError::from_io(path, e, timeout);
+    let mut stream = connect(path, timeout).map_err(err)?;
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(Instant::now());
+        let left = left.max(Duration::from_millis(1));
+        stream.set_write_timeout(Some(left)).map_err(err)?;
+    }
+
+    let mut line = serde_json::to_vec(req)
+        .map_err(|e| ClientError::Protocol(path.to_path_buf(), e.to_string()))?;
+    line.push(b'\n');
+    if let Err(e) = stream.write_all(&line) {
+        // A refusal (e.g. "permission denied") may already wait in our receive queue even
+        // though runner closed before reading what we sent: prefer it to EPIPE.
+        let gone = matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET));
+        if !gone {
+            return Err(err(e));
+        }
+        return match read_reply(&stream, deadline) {
+            Ok(reply) => Ok(reply),
+            Err(_) => Err(err(e)),
+        };
+    }
+    read_reply(&stream, deadline).map_err(|e| match e {
+        ReadError::Io(e) => err(e),
+        ReadError::Protocol(m) => ClientError::Protocol(path.to_path_buf(), m),
+    })
+}
+
+enum ReadError {
+    Io(io::Error),
+    Protocol(String),
+}
+
+/// Reads one reply line, giving up at `deadline`.
+fn read_reply(mut stream: &UnixStream, deadline: Option<Instant>) -> Result<Reply, ReadError> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let end = loop {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ReadError::Io(io::ErrorKind::TimedOut.into()));
+            }
+            stream.set_read_timeout(Some(left)).map_err(ReadError::Io)?;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break buf.len(),
+            Ok(n) => {
+                let old = buf.len();
+                buf.extend_from_slice(&chunk[..n]);
+                if let Some(i) = chunk[..n].iter().position(|&b| b == b'\n') {
+                    break old + i;
+                }
+                if buf.len() > MAX_REPLY {
+                    return Err(ReadError::Protocol("reply too long".into()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+    };
+    let line = &buf[..end];
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Err(ReadError::Protocol(
+            "runner closed the connection without replying".into(),
+        ));
+    }
+    serde_json::from_slice(line).map_err(|e| ReadError::Protocol(e.to_string()))
+}
+
+/// Connects with SO_SNDTIMEO set first, so that even the connect to a runner whose backlog
+/// is full gives up after `timeout`.
+fn connect(path: &Path, timeout: Option<Duration>) -> io::Result<UnixStream> {
+    let addr = UnixAddr::new(path).map_err(io::Error::from)?;
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    if let Some(t) = timeout {
+        let tv = TimeVal::new(
+            t.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+            t.subsec_micros() as libc::suseconds_t,
+        );
+        socket::setsockopt(&fd, sockopt::SendTimeout, &tv).map_err(io::Error::from)?;
+    }
+    loop {
+        match socket::connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+            Err(e) => return Err(io::Error::from(e)),
+        }
+    }
+    Ok(UnixStream::from(fd))
+}
+
+/// One client command of the CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// `runner list [--json]`
+    List { json: bool },
+    /// `runner status`
+    Status,
+    /// `runner start|stop|restart|reload|delete TARGET`
+    Action { verb: String, target: String },
+    /// `runner scale NAME N`
+    Scale { name: String, instances: u32 },
+    /// `runner signal SIGNAL TARGET`
+    Signal { signal: String, target: String },
+    /// `runner apply`
+    Apply,
+}
+
+impl ClientCommand {
+    /// The request this command sends and how long it waits for the answer (`None`: the
+    /// command replies when the work is done, e.g. a reload that takes minutes).
+    pub fn request(&self) -> Result<(Request, Option<Duration>), String> {
+        Ok(match self {
+            ClientCommand::List { .. } => (Request::List, Some(QUERY_TIMEOUT)),
+            ClientCommand::Status => (Request::Status, Some(QUERY_TIMEOUT)),
+            ClientCommand::Action { verb, target } => {
+                let target = target.clone();
+                let req = match verb.as_str() {
+                    "start" => Request::Start { target },
+                    "stop" => Request::Stop { target },
+                    "restart" => Request::Restart { target },
+                    "reload" => Request::Reload { target },
+                    "delete" => Request::Delete { target },
+                    other => return Err(format!("unknown command '{other}'")),
+                };
+                (req, None)
+            }
+            ClientCommand::Scale { name, instances } => (
+                Request::Scale {
+                    name: name.clone(),
+                    instances: *instances,
+                },
+                None,
+            ),
+            ClientCommand::Signal { signal, target } => (
+                Request::Signal {
+                    signal: signal.clone(),
+                    target: target.clone(),
+                },
+                Some(QUERY_TIMEOUT),
+            ),
+            ClientCommand::Apply => (Request::Apply, None),
+        })
+    }
+}
+
+/// Runs one CLI command against the runner on `socket`, prints its result and returns the
+/// exit code: 0 success, 1 failure (runner said no, or no runner answered), 2 usage error.
+pub fn run(socket: &Path, cmd: ClientCommand) -> u8 {
+    let (req, timeout) = match cmd.request() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("runner: {e}");
+            return 2;
+        }
+    };
+    match call(socket, &req, timeout) {
+        Ok(reply) => {
+            let out = render(&cmd, &reply, table::use_color());
+            print_out(&out.stdout, false);
+            print_out(&out.stderr, true);
+            out.code
+        }
+        Err(e) => {
+            eprintln!("runner: {e}");
+            1
+        }
+    }
+}
+
+/// What a command prints for a reply, kept apart from printing so it can be tested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: u8,
+}
+
+/// Turns a reply into what the command prints and its exit code.
+pub fn render(cmd: &ClientCommand, reply: &Reply, color: bool) -> Output {
+    let mut out = Output {
+        stdout: String::new(),
+        stderr: String::new(),
+        code: if reply.ok { 0 } else { 1 },
+    };
+    let line = |s: &str| format!("{}\n", s.trim_end_matches('\n'));
+    match (cmd, reply.ok) {
+        (ClientCommand::List { json }, true) => {
+            let instances = reply.instances.as_deref().unwrap_or(&[]);
+            if *json {
+                match serde_json::to_string(instances) {
+                    Ok(s) => out.stdout = line(&s),
+                    Err(e) => {
+                        out.stderr = format!("runner: cannot encode the list: {e}\n");
+                        out.code = 1;
+                    }
+                }
+            } else {
+                out.stdout = table::render(instances, color);
+            }
+        }
+        (ClientCommand::Status, _) => {
+            // The message ("3/3 online") is the answer either way.
+            if let Some(m) = &reply.message {
+                out.stdout = line(m);
+            }
+            if let Some(e) = &reply.error {
+                out.stderr = line(&format!("runner: {e}"));
+            }
+        }
+        (_, true) => {
+            if let Some(m) = &reply.message {
+                out.stdout = line(m);
+            }
+        }
+        (_, false) => {
+            if let Some(m) = &reply.message {
+                out.stdout = line(m);
+            }
+            let e = reply.error.as_deref().unwrap_or("request failed");
+            out.stderr = line(&format!("runner: {e}"));
+        }
+    }
+    out
+}
+
+/// Prints without panicking on a closed pipe (`runner list | head -1`).
+fn print_out(text: &str, stderr: bool) {
+    if text.is_empty() {
+        return;
+    }
+    let _ = if stderr {
+        io::stderr().lock().write_all(text.as_bytes())
+    } else {
+        let mut o = io::stdout().lock();
+        o.write_all(text.as_bytes()).and_then(|_| o.flush())
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::InstanceInfo;
+    use std::io::{BufRead, BufReader};
+
+    fn temp_path(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("runner-cl-{}-{tag}.sock", std::process::id()))
+    }
+
+    #[test]
+    fn no_socket_file_means_no_runner_is_listening() {
+        let p = temp_path("missing");
+        let _ = std::fs::remove_file(&p);
+        let e = call(&p, &Request::List, Some(Duration::from_secs(1))).unwrap_err();
+        assert!(matches!(e, ClientError::NotListening(_)), "{e:?}");
+        let msg = e.to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "no runner is listening on {} (start one, or pass --socket)",
+                p.display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_stale_socket_file_means_no_runner_is_listening() {
+        let p = temp_path("stale");
+        let _ = std::fs::remove_file(&p);
+        drop(std::os::unix::net::UnixListener::bind(&p).unwrap());
+        let e = call(&p, &Request::Status, Some(Duration::from_secs(1))).unwrap_err();
+        assert!(matches!(e, ClientError::NotListening(_)), "{e:?}");
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn no_runner_exits_1() {
+        let p = temp_path("run-missing");
+        let _ = std::fs::remove_file(&p);
+        assert_eq!(run(&p, ClientCommand::Status), 1);
+    }
+
+    #[test]
+    fn a_silent_runner_times_out() {
+        let p = temp_path("silent");
+        let _ = std::fs::remove_file(&p);
+        let l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        let e = call(&p, &Request::List, Some(Duration::from_millis(200))).unwrap_err();
+        assert!(matches!(e, ClientError::Timeout(..)), "{e:?}");
+        assert!(e.to_string().contains("did not answer within 0.2s"), "{e}");
+        drop(l);
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn garbage_from_the_socket_is_a_protocol_error() {
+        let p = temp_path("garbage");
+        let _ = std::fs::remove_file(&p);
+        let l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf);
+            s.write_all(b"hello\n").unwrap();
+        });
+        let e = call(&p, &Request::List, Some(Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(e, ClientError::Protocol(..)), "{e:?}");
+        t.join().unwrap();
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_runner_that_trickles_bytes_still_times_out_on_time() {
+        let p = temp_path("trickle");
+        let _ = std::fs::remove_file(&p);
+        let l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        let t = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            for _ in 0..40 {
+                if s.write_all(b" ").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        });
+        let start = Instant::now();
+        let e = call(&p, &Request::List, Some(Duration::from_millis(300))).unwrap_err();
+        assert!(matches!(e, ClientError::Timeout(..)), "{e:?}");
+        assert!(
+            start.elapsed() < Duration::from_millis(900),
+            "{:?}",
+            start.elapsed()
+        );
+        t.join().unwrap();
+        let _ = std::fs::remove_file(&p);
+    }
+
+    #[test]
+    fn a_reply_is_read_back_over_a_real_socket() {
+        let p = temp_path("echo");
+        let _ = std::fs::remove_file(&p);
+        let l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        let t = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut r = BufReader::new(&s);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            assert_eq!(line, "{\"cmd\":\"stop\",\"target\":\"api\"}\n");
+            (&s).write_all(b"{\"ok\":true,\"message\":\"stopped api\"}\n")
+                .unwrap();
+        });
+        let req = Request::Stop {
+            target: "api".into(),
+        };
+        let reply = call(&p, &req, None).unwrap();
+        assert_eq!(reply, Reply::ok("stopped api"));
+        t.join().unwrap();
+        let _ = std::fs::remove_file(&p);
+    }
+
+    fn info() -> InstanceInfo {
+        InstanceInfo {
+            id: 0,
+            name: "api".into(),
+            namespace: "default".into(),
+            mode: "fork".into(),
+            pid: Some(42),
+            status: "online".into(),
+            restarts: 0,
+            uptime_ms: 1000,
+            cpu: 0.5,
+            memory: 1024,
+            instance: 0,
+            status_text: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn list_json_prints_the_instances_array_on_one_line() {
+        let reply = Reply::instances(vec![info()]);
+        let out = render(&ClientCommand::List { json: true }, &reply, false);
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.starts_with("[{\"id\":0,"), "{}", out.stdout);
+        assert!(out.stdout.ends_with("}]\n"));
+        let back: Vec<InstanceInfo> = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(back, vec![info()]);
+        let empty = render(&ClientCommand::List { json: true }, &Reply::ok(""), false);
+        assert_eq!(empty.stdout, "[]\n");
+    }
+
+    #[test]
+    fn status_exit_code_follows_ok() {
+        let good = render(&ClientCommand::Status, &Reply::ok("3/3 online"), false);
+        assert_eq!((good.stdout.as_str(), good.code), ("3/3 online\n", 0));
+        let bad = Reply {
+            ok: false,
+            message: Some("2/3 online".into()),
+            ..Reply::default()
+        };
+        let bad = render(&ClientCommand::Status, &bad, false);
+        assert_eq!((bad.stdout.as_str(), bad.code), ("2/3 online\n", 1));
+    }
+
+    #[test]
+    fn a_refused_action_prints_the_error_on_stderr_and_exits_1() {
+        let cmd = ClientCommand::Action {
+            verb: "stop".into(),
+            target: "nope".into(),
+        };
+        let out = render(
+            &cmd,
+            &Reply::error("no app or namespace named 'nope'"),
+            false,
+        );
+        assert_eq!(out.code, 1);
+        assert_eq!(out.stderr, "runner: no app or namespace named 'nope'\n");
+        assert!(out.stdout.is_empty());
+    }
+
+    #[test]
+    fn an_unknown_verb_is_a_usage_error() {
+        let cmd = ClientCommand::Action {
+            verb: "explode".into(),
+            target: "x".into(),
+        };
+        assert!(cmd.request().is_err());
+        assert_eq!(run(Path::new("/nonexistent"), cmd), 2);
+    }
+
+    #[test]
+    fn long_running_commands_wait_without_timeout() {
+        let reload = ClientCommand::Action {
+            verb: "reload".into(),
+            target: "api".into(),
+        };
+        assert_eq!(reload.request().unwrap().1, None);
+        assert_eq!(ClientCommand::Apply.request().unwrap().1, None);
+        assert_eq!(
+            ClientCommand::Status.request().unwrap().1,
+            Some(QUERY_TIMEOUT)
+        );
+    }
+}

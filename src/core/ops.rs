@@ -1,0 +1,700 @@
+//! Operator requests (start, stop, restart, reload, delete, scale, signal) and the
+//! reload plan. A request is answered once what it asked for is done: its [`Waiter`]
+//! is checked after every event.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{Action, AfterStop, Core, RequestId, Role, SlotId, Status};
+use crate::config::{AppSpec, ExecMode};
+
+/// One app's reload: slots are replaced one at a time, never two reloads at once.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ReloadPlan {
+    queue: VecDeque<SlotId>,
+    current: Option<SlotId>,
+    error: Option<String>,
+    /// Replacing the slot's process whatever its state (memory restarts), not only when online.
+    quiet: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Goal {
+    /// Every slot has no process.
+    Stopped,
+    /// Every slot is online, or has ended for good (which is reported as a failure).
+    Online,
+    /// The slots no longer exist.
+    Gone,
+    /// The reloads of these apps have finished.
+    Reloaded(Vec<String>),
+}
+
+/// A control request waiting for its goal.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Waiter {
+    request: RequestId,
+    verb: &'static str,
+    what: String,
+    slots: Vec<SlotId>,
+    goal: Goal,
+    errors: Vec<String>,
+}
+
+impl Core {
+    /// The slots a TARGET names: an app name, an instance id, a namespace, or `all`.
+    pub fn resolve(&self, target: &str) -> Result<Vec<SlotId>, String> {
+        if target == "all" {
+            return Ok(self.slots.keys().copied().collect());
+        }
+        if let Some(app) = self.apps.iter().find(|a| a.spec.name == target) {
+            return Ok(app.slots.clone());
+        }
+        if let Ok(id) = target.parse::<SlotId>() {
+            return if self.slots.contains_key(&id) {
+                Ok(vec![id])
+            } else {
+                Err(format!("no instance with id {id}"))
+            };
+        }
+        let in_ns: Vec<SlotId> = self
+            .apps
+            .iter()
+            .filter(|a| a.spec.namespace == target)
+            .flat_map(|a| a.slots.iter().copied())
+            .collect();
+        if !in_ns.is_empty() {
+            return Ok(in_ns);
+        }
+        Err(format!("no app, instance id or namespace named `{target}`"))
+    }
+
+    fn reply(&mut self, request: RequestId, result: Result<String, String>) {
+        let (ok, message) = match result {
+            Ok(m) => (true, m),
+            Err(m) => (false, m),
+        };
+        self.actions.push_back(Action::Reply {
+            request,
+            ok,
+            message,
+        });
+    }
+
+    fn wait(
+        &mut self,
+        request: RequestId,
+        verb: &'static str,
+        target: &str,
+        slots: Vec<SlotId>,
+        goal: Goal,
+    ) {
+        self.waiters.push(Waiter {
+            request,
+            verb,
+            what: target.to_string(),
+            slots,
+            goal,
+            errors: Vec::new(),
+        });
+    }
+
+    /// `runner stop TARGET`: graceful stop; the slots stay in `list` as `stopped`.
+    pub fn request_stop(&mut self, request: RequestId, target: &str, now: Instant) {
+        let ids = match self.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply(request, Err(e)),
+        };
+        for id in &ids {
+            self.stop_for_good(*id, now);
+        }
+        self.wait(request, "stopped", target, ids, Goal::Stopped);
+        self.progress(now);
+    }
+
+    fn stop_for_good(&mut self, id: SlotId, now: Instant) {
+        let Some(spec) = self.spec_of(id).cloned() else {
+            return;
+        };
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.wanted = false;
+            slot.awaiting_start = false;
+            slot.restart_at = None;
+        }
+        self.stop_slot(id, &spec, AfterStop::StayDown, now);
+    }
+
+    /// `runner start TARGET`: starts what is not running (errored included).
+    pub fn request_start(&mut self, request: RequestId, target: &str, now: Instant) {
+        let ids = match self.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply(request, Err(e)),
+        };
+        for id in &ids {
+            self.revive(*id);
+        }
+        self.wait(request, "started", target, ids, Goal::Online);
+        self.progress(now);
+    }
+
+    /// Makes a slot that has no process start again, with a fresh restart budget.
+    fn revive(&mut self, id: SlotId) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.wanted = true;
+            slot.errored = false;
+            slot.restart = Default::default();
+            if !slot.has_process() && slot.restart_at.is_none() {
+                slot.awaiting_start = true;
+            }
+        }
+    }
+
+    /// `runner restart TARGET`: stop, then start (downtime allowed).
+    pub fn request_restart(&mut self, request: RequestId, target: &str, now: Instant) {
+        let ids = match self.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply(request, Err(e)),
+        };
+        for id in &ids {
+            self.restart_slot(*id, now);
+        }
+        self.wait(request, "restarted", target, ids, Goal::Online);
+        self.progress(now);
+    }
+
+    fn restart_slot(&mut self, id: SlotId, now: Instant) {
+        let Some(spec) = self.spec_of(id).cloned() else {
+            return;
+        };
+        self.revive(id);
+        let running = self.slots.get(&id).is_some_and(|s| s.proc.is_some());
+        if running {
+            self.stop_slot(id, &spec, AfterStop::Start, now);
+        }
+    }
+
+    /// `runner reload TARGET`: one instance at a time; cluster apps start the replacement
+    /// first and stop the old process once the new one is online.
+    pub fn request_reload(&mut self, request: RequestId, target: &str, now: Instant) {
+        let ids = match self.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply(request, Err(e)),
+        };
+        let mut apps: Vec<String> = Vec::new();
+        for id in &ids {
+            if let Some(slot) = self.slots.get(id) {
+                if !apps.contains(&slot.app) {
+                    apps.push(slot.app.clone());
+                }
+            }
+        }
+        if let Some(busy) = self
+            .apps
+            .iter()
+            .find(|a| apps.contains(&a.spec.name) && a.reload.is_some())
+        {
+            let msg = format!("a reload of {} is already in progress", busy.spec.name);
+            return self.reply(request, Err(msg));
+        }
+        for name in &apps {
+            let queue: VecDeque<SlotId> = self
+                .apps
+                .iter()
+                .find(|a| &a.spec.name == name)
+                .map(|a| {
+                    a.slots
+                        .iter()
+                        .copied()
+                        .filter(|id| ids.contains(id))
+                        .collect()
+                })
+                .unwrap_or_default();
+            self.begin_reload(name, queue, false, now);
+        }
+        self.wait(request, "reloaded", target, ids, Goal::Reloaded(apps));
+        self.progress(now);
+    }
+
+    /// Everything SIGHUP with `on_sighup = "reload"` asks for: reload every app not
+    /// already reloading.
+    pub fn reload_all(&mut self, now: Instant) {
+        let names: Vec<(String, VecDeque<SlotId>)> = self
+            .apps
+            .iter()
+            .filter(|a| a.reload.is_none())
+            .map(|a| (a.spec.name.clone(), a.slots.iter().copied().collect()))
+            .collect();
+        for (name, queue) in names {
+            self.begin_reload(&name, queue, false, now);
+        }
+        self.progress(now);
+    }
+
+    /// Restarts one instance gracefully because its tree uses too much memory; in cluster
+    /// mode the replacement starts first, as in a reload.
+    pub fn memory_exceeded(&mut self, id: SlotId, now: Instant) {
+        let Some(name) = self.slots.get(&id).map(|s| s.app.clone()) else {
+            return;
+        };
+        if self
+            .apps
+            .iter()
+            .any(|a| a.spec.name == name && a.reload.is_some())
+        {
+            return;
+        }
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.restarts += 1;
+        }
+        self.begin_reload(&name, VecDeque::from([id]), true, now);
+        self.progress(now);
+    }
+
+    fn begin_reload(&mut self, name: &str, queue: VecDeque<SlotId>, quiet: bool, now: Instant) {
+        if let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) {
+            app.reload = Some(ReloadPlan {
+                queue,
+                current: None,
+                error: None,
+                quiet,
+            });
+        }
+        self.reload_step(name, now);
+    }
+
+    /// Starts replacing the next slot of the plan, or ends the plan.
+    fn reload_step(&mut self, name: &str, now: Instant) {
+        loop {
+            let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) else {
+                return;
+            };
+            let spec = app.spec.clone();
+            let Some(plan) = app.reload.as_mut() else {
+                return;
+            };
+            if plan.current.is_some() {
+                return;
+            }
+            let Some(id) = plan.queue.pop_front() else {
+                self.finish_reload(name);
+                return;
+            };
+            plan.current = Some(id);
+            let quiet = plan.quiet;
+            if self.shutting_down {
+                self.finish_reload(name);
+                return;
+            }
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            let serving = slot
+                .proc
+                .as_ref()
+                .is_some_and(|p| p.alive() && p.stopping.is_none());
+            if !serving {
+                // Nothing to replace: start it and wait until it is online.
+                slot.wanted = true;
+                slot.errored = false;
+                if !slot.has_process() && slot.restart_at.is_none() {
+                    slot.awaiting_start = true;
+                }
+                self.start_ready_apps(now);
+                return;
+            }
+            if spec.exec_mode == ExecMode::Cluster {
+                // Fork mode counts its restart when the slot starts again.
+                if !quiet {
+                    slot.restarts += 1;
+                }
+                self.actions.push_back(Action::Spawn {
+                    slot: id,
+                    role: Role::Replacement,
+                });
+            } else {
+                self.stop_slot(id, &spec, AfterStop::Start, now);
+            }
+            return;
+        }
+    }
+
+    fn finish_reload(&mut self, name: &str) {
+        let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) else {
+            return;
+        };
+        let Some(plan) = app.reload.take() else {
+            return;
+        };
+        if let Some(err) = &plan.error {
+            log::error!("{name}: reload failed: {err}");
+        } else if !plan.quiet {
+            log::info!("{name}: reloaded");
+        }
+        for w in &mut self.waiters {
+            if let Goal::Reloaded(apps) = &mut w.goal {
+                if let Some(pos) = apps.iter().position(|a| a == name) {
+                    apps.remove(pos);
+                    if let Some(err) = &plan.error {
+                        w.errors.push(err.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Called when a slot's process (current or replacement) came online.
+    pub(super) fn instance_online(&mut self, id: SlotId, now: Instant) {
+        let Some(spec) = self.spec_of(id).cloned() else {
+            return;
+        };
+        // A replacement that is online takes over; the old process drains in the background.
+        if let Some(slot) = self.slots.get_mut(&id) {
+            if slot.next.as_ref().is_some_and(|p| p.online_since.is_some()) {
+                let old = slot.proc.take();
+                slot.proc = slot.next.take();
+                if let Some(mut old) = old {
+                    old.requested = true;
+                    if old.alive() && old.stopping.is_none() {
+                        old.stopping = Some(super::Stopping {
+                            kill_at: now + spec.kill_timeout,
+                            killed: false,
+                        });
+                        self.actions.push_back(Action::Stop {
+                            pid: old.pid,
+                            signal: spec.kill_signal,
+                            tree: spec.treekill,
+                        });
+                    }
+                    self.draining.push((id, old));
+                }
+            }
+        }
+        let name = spec.name;
+        let is_current = self
+            .apps
+            .iter()
+            .find(|a| a.spec.name == name)
+            .and_then(|a| a.reload.as_ref())
+            .is_some_and(|p| p.current == Some(id));
+        let promoted = self.slots.get(&id).is_some_and(|s| s.next.is_none());
+        if is_current && promoted {
+            if let Some(plan) = self
+                .apps
+                .iter_mut()
+                .find(|a| a.spec.name == name)
+                .and_then(|a| a.reload.as_mut())
+            {
+                plan.current = None;
+            }
+            self.reload_step(&name, now);
+        }
+    }
+
+    /// The replacement failed: stop it, keep the old processes, end the plan.
+    pub(super) fn reload_failed(&mut self, name: &str, error: String, now: Instant) {
+        let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) else {
+            return;
+        };
+        let spec = app.spec.clone();
+        let Some(plan) = app.reload.as_mut() else {
+            return;
+        };
+        plan.error = Some(error);
+        plan.queue.clear();
+        let current = plan.current.take();
+        if let Some(id) = current {
+            if let Some(slot) = self.slots.get_mut(&id) {
+                if let Some(p) = slot.next.as_mut() {
+                    p.requested = true;
+                    if p.alive() && p.stopping.is_none() {
+                        p.stopping = Some(super::Stopping {
+                            kill_at: now + spec.kill_timeout,
+                            killed: false,
+                        });
+                        self.actions.push_back(Action::Stop {
+                            pid: p.pid,
+                            signal: spec.kill_signal,
+                            tree: spec.treekill,
+                        });
+                    }
+                }
+            }
+        }
+        self.finish_reload(name);
+    }
+
+    /// A slot being reloaded in fork mode lost its new process before it was online.
+    pub(super) fn reload_slot_failed(
+        &mut self,
+        name: &str,
+        id: SlotId,
+        error: String,
+        now: Instant,
+    ) {
+        let current = self
+            .apps
+            .iter()
+            .find(|a| a.spec.name == name)
+            .and_then(|a| a.reload.as_ref())
+            .and_then(|p| p.current);
+        if current == Some(id) {
+            self.reload_failed(name, error, now);
+        }
+    }
+
+    /// `runner delete TARGET`: stop, then forget the slots (and apps left without any).
+    pub fn request_delete(&mut self, request: RequestId, target: &str, now: Instant) {
+        let ids = match self.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply(request, Err(e)),
+        };
+        for id in &ids {
+            self.stop_for_good(*id, now);
+            if let Some(slot) = self.slots.get_mut(id) {
+                slot.deleting = true;
+            }
+        }
+        self.wait(request, "deleted", target, ids, Goal::Gone);
+        self.progress(now);
+    }
+
+    /// `runner scale NAME N`.
+    pub fn request_scale(&mut self, request: RequestId, name: &str, n: u32, now: Instant) {
+        let Some(ai) = self.apps.iter().position(|a| a.spec.name == name) else {
+            return self.reply(request, Err(format!("no app named `{name}`")));
+        };
+        if n == 0 {
+            return self.reply(
+                request,
+                Err("scale needs at least 1 instance (use stop to stop an app)".into()),
+            );
+        }
+        let have = self.apps[ai].slots.len() as u32;
+        let mut touched = Vec::new();
+        let goal;
+        if n > have {
+            for index in have..n {
+                let id = self.add_slot(index, name);
+                self.apps[ai].slots.push(id);
+                touched.push(id);
+            }
+            goal = Goal::Online;
+        } else {
+            let remove: Vec<SlotId> = self.apps[ai].slots.split_off(n as usize);
+            for id in &remove {
+                self.stop_for_good(*id, now);
+                if let Some(slot) = self.slots.get_mut(id) {
+                    slot.deleting = true;
+                }
+            }
+            // The slots leave the app's list now so `instances` reads right at once;
+            // they stay in `slots` until their process is gone.
+            touched = remove;
+            goal = Goal::Gone;
+        }
+        self.apps[ai].spec.instances = n;
+        self.wait(request, "scaled", name, touched, goal);
+        self.progress(now);
+    }
+
+    /// `runner signal SIG TARGET`: to each main process; answered at once.
+    pub fn request_signal(&mut self, request: RequestId, signal: Signal, target: &str) {
+        let ids = match self.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply(request, Err(e)),
+        };
+        let mut n = 0;
+        for id in ids {
+            if let Some(slot) = self.slots.get(&id) {
+                for p in [&slot.proc, &slot.next].into_iter().flatten() {
+                    if p.alive() {
+                        self.actions
+                            .push_back(Action::Forward { pid: p.pid, signal });
+                        n += 1;
+                    }
+                }
+            }
+        }
+        if n == 0 {
+            self.reply(request, Err(format!("no running process in `{target}`")));
+        } else {
+            self.reply(
+                request,
+                Ok(format!(
+                    "sent {} to {n} process(es) of {target}",
+                    signal.as_str()
+                )),
+            );
+        }
+    }
+
+    /// `runner apply`: the new file's apps. New apps start, removed apps are deleted,
+    /// changed apps take the new settings and are reloaded.
+    pub fn apply(&mut self, request: RequestId, specs: Vec<AppSpec>, now: Instant) {
+        let mut added = Vec::new();
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        let new_names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        for app in &self.apps {
+            if !new_names.contains(&app.spec.name) {
+                removed.push(app.spec.name.clone());
+            }
+        }
+        for name in &removed {
+            let ids = self
+                .apps
+                .iter()
+                .find(|a| &a.spec.name == name)
+                .map(|a| a.slots.clone())
+                .unwrap_or_default();
+            for id in ids {
+                self.stop_for_good(id, now);
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.deleting = true;
+                }
+            }
+        }
+        for spec in specs {
+            match self.apps.iter().position(|a| a.spec.name == spec.name) {
+                None => {
+                    added.push(spec.name.clone());
+                    self.add_app(spec);
+                }
+                Some(ai) if self.apps[ai].spec != spec => {
+                    changed.push(spec.name.clone());
+                    let old_n = self.apps[ai].slots.len() as u32;
+                    let n = spec.instances;
+                    self.apps[ai].spec = spec.clone();
+                    if n > old_n {
+                        for index in old_n..n {
+                            let id = self.add_slot(index, &spec.name);
+                            self.apps[ai].slots.push(id);
+                        }
+                    } else if n < old_n {
+                        for id in self.apps[ai].slots.split_off(n as usize) {
+                            self.stop_for_good(id, now);
+                            if let Some(slot) = self.slots.get_mut(&id) {
+                                slot.deleting = true;
+                            }
+                        }
+                    }
+                    if self.apps[ai].reload.is_none() {
+                        let queue = self.apps[ai].slots.iter().copied().collect();
+                        self.begin_reload(&spec.name, queue, false, now);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let msg = format!(
+            "added: {}; reloading: {}; removed: {}",
+            list(&added),
+            list(&changed),
+            list(&removed)
+        );
+        self.reply(request, Ok(msg));
+        self.progress(now);
+    }
+
+    /// `runner status`: true when every instance that should run is online.
+    pub fn all_online(&self) -> (bool, String) {
+        let mut should = 0;
+        let mut online = 0;
+        for slot in self.slots.values().filter(|s| !s.deleting) {
+            if slot.wanted || slot.errored || slot.has_process() {
+                should += 1;
+                if slot.status() == Status::Online {
+                    online += 1;
+                }
+            }
+        }
+        (
+            should == online,
+            format!("{online}/{should} instances online"),
+        )
+    }
+
+    /// Forgets deleted slots whose process is gone, and apps left without slots.
+    pub(super) fn remove_deleted(&mut self) {
+        let gone: Vec<SlotId> = self
+            .slots
+            .values()
+            .filter(|s| s.deleting && !s.has_process())
+            .map(|s| s.id)
+            .filter(|id| !self.draining.iter().any(|(d, _)| d == id))
+            .collect();
+        for id in &gone {
+            self.slots.remove(id);
+        }
+        for app in &mut self.apps {
+            app.slots.retain(|id| !gone.contains(id));
+        }
+        let slots = &self.slots;
+        self.apps
+            .retain(|a| !a.slots.is_empty() || slots.values().any(|s| s.app == a.spec.name));
+    }
+
+    /// Answers the requests whose goal is reached.
+    pub(super) fn check_waiters(&mut self) {
+        let mut done = Vec::new();
+        for (i, w) in self.waiters.iter().enumerate() {
+            let reached = match &w.goal {
+                Goal::Stopped => w
+                    .slots
+                    .iter()
+                    .all(|id| self.slots.get(id).is_none_or(|s| !s.has_process())),
+                Goal::Gone => w.slots.iter().all(|id| !self.slots.contains_key(id)),
+                Goal::Reloaded(apps) => apps.is_empty(),
+                Goal::Online => w.slots.iter().all(|id| {
+                    self.slots.get(id).is_none_or(|s| {
+                        matches!(
+                            s.status(),
+                            Status::Online | Status::Errored | Status::Stopped
+                        ) && s.next.is_none()
+                    })
+                }),
+            };
+            if reached || self.exited_pending() {
+                done.push(i);
+            }
+        }
+        for i in done.into_iter().rev() {
+            let mut w = self.waiters.remove(i);
+            if w.goal == Goal::Online {
+                for id in &w.slots {
+                    if let Some(s) = self.slots.get(id) {
+                        if s.status() != Status::Online {
+                            w.errors
+                                .push(format!("{}[{}] is {}", s.app, s.index, s.status()));
+                        }
+                    }
+                }
+            }
+            let result = if w.errors.is_empty() {
+                Ok(format!(
+                    "{} {} ({} instance(s))",
+                    w.verb,
+                    w.what,
+                    w.slots.len()
+                ))
+            } else {
+                Err(w.errors.join("; "))
+            };
+            self.reply(w.request, result);
+        }
+    }
+
+    /// During a shutdown nothing will come online: answer everyone rather than hang.
+    fn exited_pending(&self) -> bool {
+        self.shutting_down
+    }
+}

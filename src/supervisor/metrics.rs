@@ -1,0 +1,116 @@
+//! Memory and CPU of each instance's process tree, read from /proc: for `list` and for
+//! `max_memory_restart`. One pass over /proc serves every instance.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::control::protocol::InstanceInfo;
+use crate::core::{Core, SlotId, Status};
+use crate::procfs::{self, Snapshot};
+
+/// How often memory limits are checked while some app has one (SPEC: at least once a second).
+pub const MEMORY_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// Per-tree usage measured at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub rss: u64,
+    pub cpu_ticks: u64,
+}
+
+/// CPU samples kept between measurements, so cpu % covers the last interval.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    last: HashMap<i32, (u64, Instant)>,
+}
+
+impl Metrics {
+    /// Usage of every running instance's tree, keyed by slot.
+    pub fn measure(&self, core: &Core, snap: &Snapshot) -> HashMap<SlotId, Usage> {
+        let mut out = HashMap::new();
+        for slot in core.slots() {
+            let Some(p) = &slot.proc else { continue };
+            let tree = snap.tree(p.pid, p.pid);
+            let (rss, cpu_ticks) = snap.usage(&tree);
+            out.insert(slot.id, Usage { rss, cpu_ticks });
+        }
+        out
+    }
+
+    /// Percent of one CPU used by `pid`'s tree since the last sample (or since it started).
+    fn cpu_percent(&mut self, pid: i32, ticks: u64, started: Instant, now: Instant) -> f64 {
+        let (prev_ticks, prev_at) = self.last.get(&pid).copied().unwrap_or((0, started));
+        self.last.insert(pid, (ticks, now));
+        let elapsed = now.saturating_duration_since(prev_at);
+        procfs::cpu_percent(ticks.saturating_sub(prev_ticks), elapsed)
+    }
+
+    /// The rows of `list`.
+    pub fn list(&mut self, core: &Core) -> Vec<InstanceInfo> {
+        let now = Instant::now();
+        let snap = Snapshot::take();
+        let usage = self.measure(core, &snap);
+        let mut rows = Vec::new();
+        for slot in core.slots() {
+            let Some(spec) = core.spec_of(slot.id) else {
+                continue;
+            };
+            let u = usage.get(&slot.id).copied().unwrap_or_default();
+            let cpu = match &slot.proc {
+                Some(p) => self.cpu_percent(p.pid, u.cpu_ticks, p.started, now),
+                None => 0.0,
+            };
+            let crashed = matches!(slot.status(), Status::Errored | Status::WaitingRestart);
+            let error = slot.error.clone().or_else(|| {
+                slot.last_exit
+                    .filter(|_| crashed)
+                    .map(|e| format!("last exit: {e}"))
+            });
+            rows.push(InstanceInfo {
+                id: slot.id,
+                name: slot.app.clone(),
+                namespace: spec.namespace.clone(),
+                mode: spec.exec_mode.as_str().to_string(),
+                pid: slot.proc.as_ref().map(|p| p.pid),
+                status: slot.status().as_str().to_string(),
+                restarts: slot.restarts,
+                uptime_ms: slot
+                    .proc
+                    .as_ref()
+                    .map(|p| now.saturating_duration_since(p.started).as_millis() as u64)
+                    .unwrap_or(0),
+                cpu: (cpu * 10.0).round() / 10.0,
+                memory: u.rss,
+                instance: slot.index,
+                status_text: slot.proc.as_ref().and_then(|p| p.status_text.clone()),
+                error,
+            });
+        }
+        // Forget samples of processes that are gone, so the map stays bounded.
+        let live: Vec<i32> = core
+            .slots()
+            .filter_map(|s| s.proc.as_ref().map(|p| p.pid))
+            .collect();
+        self.last.retain(|pid, _| live.contains(pid));
+        rows
+    }
+
+    /// Instances whose tree is over their app's `max_memory_restart`.
+    pub fn over_limit(&self, core: &Core) -> Vec<(SlotId, u64, u64)> {
+        let snap = Snapshot::take();
+        let usage = self.measure(core, &snap);
+        let mut over = Vec::new();
+        for slot in core.slots() {
+            let Some(limit) = core.spec_of(slot.id).and_then(|s| s.max_memory_restart) else {
+                continue;
+            };
+            let alive = slot.proc.as_ref().is_some_and(|p| p.is_running());
+            if let (true, Some(u)) = (alive, usage.get(&slot.id)) {
+                if u.rss > limit {
+                    over.push((slot.id, u.rss, limit));
+                }
+            }
+        }
+        over
+    }
+}
