@@ -3,6 +3,7 @@
 //! targets reach the same code.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;

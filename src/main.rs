@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use runner::cli::{self, Command, Invocation};
+use runner::cluster::Listeners;
 use runner::config::{self, AppSpec, LoadOptions};
 use runner::control::client::{self, ClientCommand};
 use runner::control::server::Server;
@@ -160,12 +161,22 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
             only: global.only.clone(),
         },
     ));
+    // Sockets are bound before anything starts: a taken port is a start-up error.
+    let listeners = match Listeners::bind_all(&eco.apps) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("runner: {e}");
+            eprintln!("runner: nothing was started");
+            return EXIT_USAGE;
+        }
+    };
     start(
         Core::new(eco.apps),
         Options {
             mode,
             control,
             source,
+            listeners,
         },
     )
 }
@@ -202,6 +213,7 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &c
         mode: Mode::Single,
         control,
         source: None,
+        listeners: Listeners::default(),
     };
     start(Core::new(vec![spec]), opts)
 }

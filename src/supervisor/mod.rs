@@ -18,7 +18,8 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::LoadOptions;
+use crate::cluster::Listeners;
+use crate::config::{ExecMode, LoadOptions};
 use crate::control::protocol::{Reply, Request};
 use crate::control::server::{ConnId, Server};
 use crate::core::{Action, Core, ExitKind, RequestId, Role};
@@ -55,6 +56,8 @@ pub struct Options {
     pub control: Option<Server>,
     /// Where `apply` re-reads the apps from.
     pub source: Option<(PathBuf, LoadOptions)>,
+    /// Listening sockets of cluster apps, bound before anything starts.
+    pub listeners: Listeners,
 }
 
 /// Everything the loop owns.
@@ -75,6 +78,7 @@ pub struct Supervisor {
     next_request: RequestId,
     metrics: metrics::Metrics,
     next_memory_check: Option<Instant>,
+    listeners: Listeners,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -125,6 +129,7 @@ impl Supervisor {
             next_request: 1,
             metrics: metrics::Metrics::default(),
             next_memory_check: None,
+            listeners: opts.listeners,
         })
     }
 
@@ -426,8 +431,20 @@ impl Supervisor {
         let (Some(slot), Some(spec)) = (self.core.slot(id), self.core.spec_of(id)) else {
             return;
         };
-        let env = env::for_instance(&self.base_env, spec, slot);
+        let mut env = env::for_instance(&self.base_env, spec, slot);
         let single = self.mode == Mode::Single;
+        let mut extra_fds = Vec::new();
+        if spec.exec_mode == ExecMode::Cluster && !spec.listen.is_empty() {
+            if let Err(e) = self.listeners.ensure(spec) {
+                self.core.spawned(id, role, Err((e, 126)), now);
+                return;
+            }
+            extra_fds = self.listeners.fds(&spec.name);
+            let names = vec![spec.name.as_str(); extra_fds.len()].join(":");
+            env.push(("LISTEN_FDS".into(), extra_fds.len().to_string().into()));
+            env.push(("LISTEN_FDNAMES".into(), names.into()));
+        }
+        let listen_pid = !extra_fds.is_empty();
         let req = SpawnRequest {
             program: &spec.program,
             argv: &spec.argv,
@@ -437,8 +454,8 @@ impl Supervisor {
             stdin: if single { Stdin::Inherit } else { Stdin::Null },
             stdout: None,
             stderr: None,
-            extra_fds: Vec::new(),
-            listen_pid: false,
+            extra_fds,
+            listen_pid,
             foreground_tty: self.foreground_tty,
         };
         let name = spec.name.clone();
