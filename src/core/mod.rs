@@ -114,6 +114,11 @@ impl Proc {
         self.exited.is_none()
     }
 
+    /// Started, not yet online, and not being stopped.
+    pub fn is_launching(&self) -> bool {
+        self.exited.is_none() && self.stopping.is_none() && self.online_since.is_none()
+    }
+
     /// Running and not being stopped.
     pub fn is_running(&self) -> bool {
         self.exited.is_none() && self.stopping.is_none()
@@ -670,6 +675,10 @@ impl Core {
     }
 
     fn became_online_pid(&mut self, id: SlotId, pid: i32, now: Instant) {
+        // Only readiness that was waited for is news; the rest is online at spawn.
+        let waited = self
+            .spec_of(id)
+            .is_some_and(|s| s.wait_ready || s.ready_check.is_some());
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
@@ -678,7 +687,9 @@ impl Core {
             if p.pid == pid && p.online_since.is_none() && p.alive() && p.stopping.is_none() {
                 p.online_since = Some(now);
                 changed = true;
-                log::info!("{}[{}]: pid {pid} online", slot.app, slot.index);
+                if waited {
+                    log::info!("{}[{}]: pid {pid} online", slot.app, slot.index);
+                }
             }
         }
         if changed {

@@ -3,6 +3,7 @@
 
 mod env;
 mod metrics;
+mod probes;
 mod signals;
 pub mod spawn;
 mod tree;
@@ -27,8 +28,10 @@ use spawn::{SpawnRequest, Stdin};
 use tree::Trees;
 
 const SIGNALS: Token = Token(0);
-/// The control server uses this token and the ones above it.
+/// The control server uses this token and the ones above it (up to 1040).
 const CONTROL: Token = Token(16);
+/// `ready_check` probe sockets use this token and every one above it.
+const PROBES: Token = Token(1 << 40);
 
 /// How runner treats the signals it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,7 @@ pub struct Supervisor {
     metrics: metrics::Metrics,
     next_memory_check: Option<Instant>,
     listeners: Listeners,
+    probes: probes::Probes,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -130,6 +134,7 @@ impl Supervisor {
             metrics: metrics::Metrics::default(),
             next_memory_check: None,
             listeners: opts.listeners,
+            probes: probes::Probes::new(PROBES),
         })
     }
 
@@ -155,6 +160,13 @@ impl Supervisor {
                     self.handle_signals();
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
+                } else if self.probes.owns(token) {
+                    if let Some(pid) =
+                        self.probes
+                            .ready(self.poll.registry(), token, Instant::now())
+                    {
+                        self.core.ready(pid, Instant::now());
+                    }
                 }
             }
             // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
@@ -163,6 +175,62 @@ impl Supervisor {
             self.recheck_trees();
             self.check_memory();
             self.core.tick(Instant::now());
+            self.run_probes();
+        }
+    }
+
+    /// One probe per launching instance whose app has a `ready_check`.
+    fn run_probes(&mut self) {
+        let now = Instant::now();
+        let mut launching = Vec::new();
+        for slot in self.core.slots() {
+            let Some(check) = self
+                .core
+                .spec_of(slot.id)
+                .and_then(|s| s.ready_check.clone())
+            else {
+                continue;
+            };
+            for p in [&slot.proc, &slot.next].into_iter().flatten() {
+                if p.is_launching() {
+                    launching.push((p.pid, check.clone()));
+                }
+            }
+        }
+        if launching.is_empty() && self.probes.next_deadline().is_none() {
+            return;
+        }
+        self.probes.sync(self.poll.registry(), &launching, now);
+        for req in self.probes.tick(self.poll.registry(), now) {
+            let started = self.spawn_probe_command(req.instance_pid, &req.command);
+            self.probes.exec_started(req.instance_pid, started, now);
+        }
+    }
+
+    /// Runs an `exec:` probe with the instance's cwd and environment, through the same
+    /// spawner (and so the same reaper) as the instances.
+    fn spawn_probe_command(&mut self, instance_pid: i32, command: &str) -> Option<i32> {
+        let (slot, spec) = self.core.owner(instance_pid)?;
+        let argv = vec!["sh".to_string(), "-c".to_string(), command.to_string()];
+        let req = SpawnRequest {
+            program: std::path::Path::new("/bin/sh"),
+            argv: &argv,
+            env: env::for_instance(&self.base_env, spec, slot),
+            cwd: &spec.cwd,
+            credentials: spec.credentials.as_ref(),
+            stdin: Stdin::Null,
+            stdout: None,
+            stderr: None,
+            extra_fds: Vec::new(),
+            listen_pid: false,
+            foreground_tty: false,
+        };
+        match spawn::spawn(req) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                log::warn!("{}: cannot run ready_check command: {e}", spec.name);
+                None
+            }
         }
     }
 
@@ -278,28 +346,26 @@ impl Supervisor {
         }
     }
 
+    /// Until the nearest deadline; None (sleep until an event) when nothing is timed.
     fn timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let mut t = self
-            .core
-            .next_deadline()
-            .map(|d| d.saturating_duration_since(now));
-        if !self.watched.is_empty() {
-            t = Some(t.map_or(TREE_RECHECK, |t| t.min(TREE_RECHECK)));
-        }
-        let memory = self
+        let any_limit = self
             .core
             .apps()
             .iter()
-            .any(|a| a.spec.max_memory_restart.is_some())
-            .then(|| {
-                self.next_memory_check
-                    .map_or(Duration::ZERO, |at| at.saturating_duration_since(now))
-            });
-        if let Some(m) = memory {
-            t = Some(t.map_or(m, |t| t.min(m)));
-        }
-        t
+            .any(|a| a.spec.max_memory_restart.is_some());
+        let memory = any_limit.then(|| self.next_memory_check.unwrap_or(now));
+        let trees = (!self.watched.is_empty()).then(|| now + TREE_RECHECK);
+        [
+            self.core.next_deadline(),
+            memory,
+            trees,
+            self.probes.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|d| d.saturating_duration_since(now))
     }
 
     fn handle_signals(&mut self) {
@@ -362,6 +428,15 @@ impl Supervisor {
     }
 
     fn child_exited(&mut self, pid: i32, exit: ExitKind) {
+        if let Some(proved) =
+            self.probes
+                .command_exited(pid, exit == ExitKind::Code(0), Instant::now())
+        {
+            if let Some(instance) = proved {
+                self.core.ready(instance, Instant::now());
+            }
+            return;
+        }
         let Some((_, spec)) = self.core.owner(pid) else {
             log::debug!("reaped orphan pid {pid} ({exit})");
             return;

@@ -1,0 +1,371 @@
+//! `ready_check` probes, run inside the event loop without blocking it: a non-blocking
+//! TCP connect (and, for `http://`, one GET whose status line is read), or an `exec:`
+//! command started by runner's own spawner so that the one reaper sees its exit.
+//!
+//! A probe exists while its instance is launching; it is retried every
+//! [`RETRY_EVERY`] until it succeeds (the core then marks the instance online) or the
+//! instance stops launching (`listen_timeout`, exit, stop).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::config::ReadyCheck;
+
+/// Between two attempts of a failing probe.
+pub const RETRY_EVERY: Duration = Duration::from_millis(250);
+/// One attempt may not take longer than this.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Enough of an HTTP answer to read the status line.
+const MAX_RESPONSE: usize = 1024;
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for the next attempt.
+    Idle { at: Instant },
+    /// A TCP connection is being made (or, for HTTP, the answer read).
+    Connecting {
+        stream: TcpStream,
+        token: Token,
+        sent: bool,
+        response: Vec<u8>,
+        deadline: Instant,
+    },
+    /// An `exec:` command is running as this pid.
+    Running { pid: i32, deadline: Instant },
+}
+
+#[derive(Debug)]
+struct Probe {
+    check: ReadyCheck,
+    state: State,
+}
+
+/// What the loop must do for a probe that wants to run a command.
+pub struct ExecRequest {
+    pub instance_pid: i32,
+    pub command: String,
+}
+
+/// Every probe in flight, keyed by the pid of the instance it probes.
+#[derive(Debug)]
+pub struct Probes {
+    probes: HashMap<i32, Probe>,
+    /// Tokens for probe sockets: `base`, `base+1`, ...
+    base: usize,
+    next_token: usize,
+}
+
+impl Probes {
+    pub fn new(base: Token) -> Probes {
+        Probes {
+            probes: HashMap::new(),
+            base: base.0,
+            next_token: base.0,
+        }
+    }
+
+    pub fn owns(&self, token: Token) -> bool {
+        token.0 >= self.base
+    }
+
+    /// Keeps exactly one probe per launching instance: adds new ones, drops the rest.
+    pub fn sync(&mut self, registry: &Registry, launching: &[(i32, ReadyCheck)], now: Instant) {
+        let stale: Vec<i32> = self
+            .probes
+            .keys()
+            .copied()
+            .filter(|pid| !launching.iter().any(|(p, _)| p == pid))
+            .collect();
+        for pid in stale {
+            if let Some(mut probe) = self.probes.remove(&pid) {
+                close(registry, &mut probe.state);
+            }
+        }
+        for (pid, check) in launching {
+            self.probes.entry(*pid).or_insert_with(|| Probe {
+                check: check.clone(),
+                state: State::Idle { at: now },
+            });
+        }
+    }
+
+    /// The next moment a probe needs attention.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.probes
+            .values()
+            .map(|p| match &p.state {
+                State::Idle { at } => *at,
+                State::Connecting { deadline, .. } | State::Running { deadline, .. } => *deadline,
+            })
+            .min()
+    }
+
+    /// Starts due attempts and expires slow ones. Returns the commands to spawn.
+    pub fn tick(&mut self, registry: &Registry, now: Instant) -> Vec<ExecRequest> {
+        let mut execs = Vec::new();
+        for (pid, probe) in self.probes.iter_mut() {
+            match &probe.state {
+                State::Idle { at } if *at <= now => match &probe.check {
+                    ReadyCheck::Exec(cmd) => execs.push(ExecRequest {
+                        instance_pid: *pid,
+                        command: cmd.clone(),
+                    }),
+                    ReadyCheck::Tcp { host, port } | ReadyCheck::Http { host, port, .. } => {
+                        let token = Token(self.next_token);
+                        self.next_token = self.next_token.wrapping_add(1).max(self.base);
+                        probe.state = match connect(registry, host, *port, token) {
+                            Some(stream) => State::Connecting {
+                                stream,
+                                token,
+                                sent: false,
+                                response: Vec::new(),
+                                deadline: now + ATTEMPT_TIMEOUT,
+                            },
+                            None => State::Idle {
+                                at: now + RETRY_EVERY,
+                            },
+                        };
+                    }
+                },
+                State::Connecting { deadline, .. } | State::Running { deadline, .. }
+                    if *deadline <= now =>
+                {
+                    close(registry, &mut probe.state);
+                    probe.state = State::Idle {
+                        at: now + RETRY_EVERY,
+                    };
+                }
+                _ => {}
+            }
+        }
+        execs
+    }
+
+    /// An `exec:` probe command was started (or could not be).
+    pub fn exec_started(&mut self, instance_pid: i32, result: Option<i32>, now: Instant) {
+        if let Some(probe) = self.probes.get_mut(&instance_pid) {
+            probe.state = match result {
+                Some(pid) => State::Running {
+                    pid,
+                    deadline: now + ATTEMPT_TIMEOUT,
+                },
+                None => State::Idle {
+                    at: now + RETRY_EVERY,
+                },
+            };
+        }
+    }
+
+    /// A reaped pid: if it was a probe command, returns the instance it proves ready.
+    pub fn command_exited(&mut self, pid: i32, success: bool, now: Instant) -> Option<Option<i32>> {
+        let (instance, _) = self
+            .probes
+            .iter_mut()
+            .find(|(_, p)| matches!(p.state, State::Running { pid: q, .. } if q == pid))?;
+        let instance = *instance;
+        if success {
+            self.probes.remove(&instance);
+            return Some(Some(instance));
+        }
+        if let Some(p) = self.probes.get_mut(&instance) {
+            p.state = State::Idle {
+                at: now + RETRY_EVERY,
+            };
+        }
+        Some(None)
+    }
+
+    /// Socket readiness for a probe; returns the instance pid when its probe succeeded.
+    pub fn ready(&mut self, registry: &Registry, token: Token, now: Instant) -> Option<i32> {
+        let (pid, probe) = self
+            .probes
+            .iter_mut()
+            .find(|(_, p)| matches!(&p.state, State::Connecting { token: t, .. } if *t == token))?;
+        let pid = *pid;
+        let outcome = advance(&probe.check, &mut probe.state);
+        match outcome {
+            Outcome::Pending => None,
+            Outcome::Success => {
+                if let Some(mut p) = self.probes.remove(&pid) {
+                    close(registry, &mut p.state);
+                }
+                Some(pid)
+            }
+            Outcome::Failure => {
+                close(registry, &mut probe.state);
+                probe.state = State::Idle {
+                    at: now + RETRY_EVERY,
+                };
+                None
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Pending,
+    Success,
+    Failure,
+}
+
+fn advance(check: &ReadyCheck, state: &mut State) -> Outcome {
+    let State::Connecting {
+        stream,
+        sent,
+        response,
+        ..
+    } = state
+    else {
+        return Outcome::Pending;
+    };
+    // A non-blocking connect has finished once the socket is writable: it worked if
+    // there is no pending error and the socket has a peer.
+    if let Ok(Some(_)) | Err(_) = stream.take_error() {
+        return Outcome::Failure;
+    }
+    if stream.peer_addr().is_err() {
+        return Outcome::Pending;
+    }
+    let ReadyCheck::Http { host, path, .. } = check else {
+        return Outcome::Success;
+    };
+    if !*sent {
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: runner-ready-check\r\nConnection: close\r\n\r\n");
+        match stream.write(req.as_bytes()) {
+            Ok(n) if n == req.len() => *sent = true,
+            Ok(_) => return Outcome::Failure,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Outcome::Pending,
+            Err(_) => return Outcome::Failure,
+        }
+    }
+    let mut buf = [0u8; 512];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                response.extend_from_slice(&buf[..n]);
+                if response.len() >= MAX_RESPONSE || response.contains(&b'\n') {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if response.contains(&b'\n') {
+                    break;
+                }
+                return Outcome::Pending;
+            }
+            Err(_) => return Outcome::Failure,
+        }
+    }
+    if http_status_ok(response) {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    }
+}
+
+/// `HTTP/1.x 2xx ...` on the first line.
+fn http_status_ok(response: &[u8]) -> bool {
+    let line = response.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    let mut parts = line.split(|b| *b == b' ');
+    let proto = parts.next().unwrap_or(&[]);
+    let code = parts.next().unwrap_or(&[]);
+    proto.starts_with(b"HTTP/") && code.len() == 3 && code[0] == b'2'
+}
+
+fn connect(registry: &Registry, host: &str, port: u16, token: Token) -> Option<TcpStream> {
+    let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        // Names are resolved by the system resolver; for the usual `localhost` that is
+        // /etc/hosts and does not block the loop for long.
+        Err(_) => (host, port).to_socket_addrs().ok()?.next()?,
+    };
+    let mut stream = TcpStream::connect(addr).ok()?;
+    registry
+        .register(&mut stream, token, Interest::WRITABLE | Interest::READABLE)
+        .ok()?;
+    Some(stream)
+}
+
+fn close(registry: &Registry, state: &mut State) {
+    if let State::Connecting { stream, .. } = state {
+        let _ = registry.deregister(stream);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_2xx_status_line_counts_as_ready() {
+        assert!(http_status_ok(b"HTTP/1.1 200 OK\r\n"));
+        assert!(http_status_ok(b"HTTP/1.0 204 No Content\r\n"));
+        assert!(!http_status_ok(b"HTTP/1.1 503 Unavailable\r\n"));
+        assert!(!http_status_ok(b"garbage"));
+        assert!(!http_status_ok(b""));
+    }
+
+    fn wait_ready(probes: &mut Probes, poll: &mut mio::Poll, pid: i32) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut events = mio::Events::with_capacity(8);
+        while Instant::now() < deadline {
+            probes.tick(poll.registry(), Instant::now());
+            let _ = poll.poll(&mut events, Some(Duration::from_millis(50)));
+            for e in events.iter() {
+                if probes.ready(poll.registry(), e.token(), Instant::now()) == Some(pid) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn a_tcp_probe_succeeds_once_something_listens() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut probes = Probes::new(Token(100));
+        let check = ReadyCheck::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        probes.sync(poll.registry(), &[(42, check)], Instant::now());
+        assert!(wait_ready(&mut probes, &mut poll, 42));
+    }
+
+    #[test]
+    fn an_http_probe_needs_a_2xx_answer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for (i, conn) in listener.incoming().take(2).enumerate() {
+                let Ok(mut conn) = conn else { continue };
+                let mut buf = [0u8; 512];
+                let _ = conn.read(&mut buf);
+                let answer: &[u8] = if i == 0 {
+                    b"HTTP/1.1 503 No\r\n\r\n"
+                } else {
+                    b"HTTP/1.1 200 OK\r\n\r\n"
+                };
+                let _ = conn.write_all(answer);
+            }
+        });
+        let mut poll = mio::Poll::new().unwrap();
+        let mut probes = Probes::new(Token(100));
+        let check = ReadyCheck::Http {
+            host: "127.0.0.1".into(),
+            port,
+            path: "/health".into(),
+        };
+        probes.sync(poll.registry(), &[(7, check)], Instant::now());
+        assert!(wait_ready(&mut probes, &mut poll, 7));
+        let _ = server.join();
+    }
+}
