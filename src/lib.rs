@@ -8,4 +8,5 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod procfs;
+pub mod readiness;
 pub mod supervisor;

@@ -170,6 +170,8 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
             return EXIT_USAGE;
         }
     };
+    // The sd_notify socket lives beside the control socket (same directory, same rules).
+    let notify_path = control.as_ref().map(|c| c.path().with_extension("notify"));
     start(
         Core::new(eco.apps),
         Options {
@@ -177,6 +179,7 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
             control,
             source,
             listeners,
+            notify_path,
         },
     )
 }
@@ -214,6 +217,7 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &c
         control,
         source: None,
         listeners: Listeners::default(),
+        notify_path: None,
     };
     start(Core::new(vec![spec]), opts)
 }

@@ -89,6 +89,8 @@ pub struct Proc {
     exited: Option<(Instant, ExitKind)>,
     /// We asked it to stop, so its exit is not a crash.
     requested: bool,
+    /// With `watchdog`: the latest moment for the next `WATCHDOG=1`.
+    watchdog_at: Option<Instant>,
 }
 
 impl Proc {
@@ -107,6 +109,7 @@ impl Proc {
             stopping: None,
             exited: None,
             requested: false,
+            watchdog_at: None,
         }
     }
 
@@ -445,6 +448,19 @@ impl Core {
         self.progress(now);
     }
 
+    /// sd_notify `WATCHDOG=1`: the instance is alive.
+    pub fn watchdog_ping(&mut self, pid: i32, now: Instant) {
+        let Some((id, role)) = self.find_pid(pid) else {
+            return;
+        };
+        let Some(every) = self.spec_of(id).and_then(|s| s.watchdog) else {
+            return;
+        };
+        if let Some(p) = self.proc_mut(id, role, pid) {
+            p.watchdog_at = Some(now + every);
+        }
+    }
+
     /// sd_notify `STATUS=` text for `list`.
     pub fn set_status_text(&mut self, pid: i32, text: String) {
         if let Some((id, role)) = self.find_pid(pid) {
@@ -478,6 +494,25 @@ impl Core {
             }
             for proc in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
                 Self::kill_if_due(&mut self.actions, proc, &spec, now);
+            }
+            let starved = slot
+                .proc
+                .as_ref()
+                .filter(|p| p.is_running())
+                .and_then(|p| p.watchdog_at)
+                .is_some_and(|at| at <= now);
+            if starved && !self.shutting_down {
+                log::warn!(
+                    "{}[{}]: no WATCHDOG=1 within {}; restarting it",
+                    spec.name,
+                    slot.index,
+                    human(spec.watchdog.unwrap_or_default())
+                );
+                if let Some(p) = slot.proc.as_mut() {
+                    p.watchdog_at = None;
+                }
+                self.stop_slot(id, &spec, AfterStop::Start, now);
+                continue;
             }
             let timed_out = slot
                 .proc
@@ -538,6 +573,9 @@ impl Core {
                 consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
                 if p.online_since.is_none() && p.alive() && p.stopping.is_none() {
                     consider(p.ready_deadline);
+                }
+                if p.is_running() {
+                    consider(p.watchdog_at);
                 }
             }
         }
@@ -679,6 +717,7 @@ impl Core {
         let waited = self
             .spec_of(id)
             .is_some_and(|s| s.wait_ready || s.ready_check.is_some());
+        let watchdog = self.spec_of(id).and_then(|s| s.watchdog);
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
@@ -686,6 +725,7 @@ impl Core {
         for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
             if p.pid == pid && p.online_since.is_none() && p.alive() && p.stopping.is_none() {
                 p.online_since = Some(now);
+                p.watchdog_at = watchdog.map(|w| now + w);
                 changed = true;
                 if waited {
                     log::info!("{}[{}]: pid {pid} online", slot.app, slot.index);

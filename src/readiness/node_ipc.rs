@@ -16,11 +16,12 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 /// broken app cannot grow runner's memory.
 pub const MAX_LINE: usize = 1 << 20;
 
-/// At most this many messages are returned by one [`NodeChannel::read`]; beyond that
-/// only `"ready"` messages are kept (the rest are counted and dropped), which bounds
-/// what one call can allocate while the socket is drained to `EAGAIN` (mio is
-/// edge-triggered).
-pub const MAX_MESSAGES_PER_READ: usize = 4096;
+/// One [`NodeChannel::read`] consumes at most about this many bytes, so an app that
+/// writes as fast as runner reads can neither starve the event loop nor make one call
+/// allocate without bound. When the budget ends a call before `EAGAIN`,
+/// [`NodeChannel::has_pending`] is true and the caller must call `read` again soon
+/// (mio is edge-triggered: no new event comes for data already queued).
+pub const READ_BUDGET: usize = 4 << 20;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -32,6 +33,9 @@ pub struct NodeChannel {
     line: Vec<u8>,
     /// Skipping the rest of an over-long line.
     discarding: bool,
+    /// The last `read` stopped on its budget, not on `EAGAIN`/EOF.
+    pending: bool,
+    budget: usize,
     chunk: Box<[u8]>,
 }
 
@@ -53,6 +57,8 @@ impl NodeChannel {
                 stream,
                 line: Vec::new(),
                 discarding: false,
+                pending: false,
+                budget: READ_BUDGET,
                 chunk: vec![0u8; CHUNK].into_boxed_slice(),
             },
             theirs,
@@ -67,13 +73,24 @@ impl NodeChannel {
     /// received, parsed as JSON (a line that isn't valid JSON is skipped), and whether
     /// the channel is closed (EOF or a fatal socket error: the child closed its end or
     /// exited). Once closed, deregister the fd and drop the channel.
+    ///
+    /// Stops early after [`READ_BUDGET`] bytes: then [`has_pending`](Self::has_pending)
+    /// is true and `read` must be called again (e.g. on the next loop iteration).
     pub fn read(&mut self) -> (Vec<serde_json::Value>, bool) {
         let mut msgs = Vec::new();
-        let mut dropped = 0usize;
+        let mut total = 0usize;
+        self.pending = false;
         let closed = loop {
+            if total >= self.budget {
+                self.pending = true;
+                break false;
+            }
             let n = match self.stream.read(&mut self.chunk) {
                 Ok(0) => break true,
-                Ok(n) => n,
+                Ok(n) => {
+                    total += n;
+                    n
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -103,7 +120,7 @@ impl NodeChannel {
                 }
                 self.line.extend_from_slice(part);
                 if complete {
-                    Self::take_line(&mut self.line, &mut msgs, &mut dropped);
+                    Self::take_line(&mut self.line, &mut msgs);
                 }
             }
         };
@@ -115,22 +132,21 @@ impl NodeChannel {
             self.line = Vec::new();
             self.discarding = false;
         }
-        if dropped > 0 {
-            log::debug!("node ipc channel: {dropped} messages over the per-read limit dropped");
-        }
         (msgs, closed)
     }
 
-    fn take_line(line: &mut Vec<u8>, msgs: &mut Vec<serde_json::Value>, dropped: &mut usize) {
+    /// True when the last [`read`](Self::read) stopped on [`READ_BUDGET`] with data
+    /// possibly still queued: call `read` again without waiting for a new event.
+    pub fn has_pending(&self) -> bool {
+        self.pending
+    }
+
+    fn take_line(line: &mut Vec<u8>, msgs: &mut Vec<serde_json::Value>) {
         let text = line.trim_ascii();
         if !text.is_empty() {
-            if msgs.len() >= MAX_MESSAGES_PER_READ && text != b"\"ready\"" {
-                *dropped += 1;
-            } else {
-                match serde_json::from_slice::<serde_json::Value>(text) {
-                    Ok(v) => msgs.push(v),
-                    Err(e) => log::debug!("node ipc channel: invalid JSON message skipped: {e}"),
-                }
+            match serde_json::from_slice::<serde_json::Value>(text) {
+                Ok(v) => msgs.push(v),
+                Err(e) => log::debug!("node ipc channel: invalid JSON message skipped: {e}"),
             }
         }
         line.clear();
@@ -302,20 +318,32 @@ mod tests {
     }
 
     #[test]
-    fn per_read_cap_keeps_ready() {
+    fn read_budget_sets_pending() {
         let (mut ch, theirs) = NodeChannel::pair().unwrap();
+        ch.budget = 1; // every read call consumes one chunk at most
         let mut tx = UnixStream::from(theirs);
         let mut data = Vec::new();
-        for i in 0..MAX_MESSAGES_PER_READ + 10 {
+        for i in 0..20_000 {
             data.extend_from_slice(format!("{i}\n").as_bytes());
         }
         data.extend_from_slice(b"\"ready\"\n");
-        tx.write_all(&data).unwrap();
-        drop(tx);
-        let (msgs, closed) = ch.read();
-        assert!(closed);
-        assert_eq!(msgs.len(), MAX_MESSAGES_PER_READ + 1);
-        assert!(is_ready(msgs.last().unwrap()));
+        let writer = std::thread::spawn(move || tx.write_all(&data).unwrap());
+        let mut all = Vec::new();
+        let mut saw_pending = false;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (m, closed) = ch.read();
+            all.extend(m);
+            saw_pending |= ch.has_pending();
+            if closed || Instant::now() > deadline {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        assert!(saw_pending);
+        assert_eq!(all.len(), 20_001);
+        assert_eq!(all[19_999], json!(19_999));
+        assert!(is_ready(&all[20_000]));
     }
 
     #[test]

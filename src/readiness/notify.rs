@@ -366,7 +366,7 @@ mod tests {
         let path = dir.join("n.sock");
         let mut sock = NotifySocket::bind(&path).unwrap();
         let mut msg = b"READY=1\nSTATUS=".to_vec();
-        msg.extend(std::iter::repeat(b'x').take(10_000));
+        msg.extend(std::iter::repeat_n(b'x', 10_000));
         let tx = UnixDatagram::unbound().unwrap();
         tx.send_to(&msg, &path).unwrap();
         let got = drain_n(&mut sock, 1);

@@ -4,6 +4,7 @@
 mod env;
 mod metrics;
 mod probes;
+mod ready;
 mod signals;
 pub mod spawn;
 mod tree;
@@ -61,6 +62,8 @@ pub struct Options {
     pub source: Option<(PathBuf, LoadOptions)>,
     /// Listening sockets of cluster apps, bound before anything starts.
     pub listeners: Listeners,
+    /// Where to bind the sd_notify socket for the instances (None: no NOTIFY_SOCKET).
+    pub notify_path: Option<PathBuf>,
 }
 
 /// Everything the loop owns.
@@ -83,6 +86,7 @@ pub struct Supervisor {
     next_memory_check: Option<Instant>,
     listeners: Listeners,
     probes: probes::Probes,
+    ready: ready::Readiness,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -118,6 +122,7 @@ impl Supervisor {
                 control = None;
             }
         }
+        let ready = ready::Readiness::new(poll.registry(), opts.notify_path.as_deref());
         Ok(Supervisor {
             core,
             mode,
@@ -135,6 +140,7 @@ impl Supervisor {
             next_memory_check: None,
             listeners: opts.listeners,
             probes: probes::Probes::new(PROBES),
+            ready,
         })
     }
 
@@ -160,6 +166,11 @@ impl Supervisor {
                     self.handle_signals();
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
+                } else if self.ready.owns(token) {
+                    let said = self
+                        .ready
+                        .handle(self.poll.registry(), Some(token), &self.core);
+                    self.apply_said(said);
                 } else if self.probes.owns(token) {
                     if let Some(pid) =
                         self.probes
@@ -169,6 +180,10 @@ impl Supervisor {
                     }
                 }
             }
+            if self.ready.more {
+                let said = self.ready.handle(self.poll.registry(), None, &self.core);
+                self.apply_said(said);
+            }
             // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
             // covers a coalesced or missed SIGCHLD.
             self.reap();
@@ -176,6 +191,17 @@ impl Supervisor {
             self.check_memory();
             self.core.tick(Instant::now());
             self.run_probes();
+        }
+    }
+
+    fn apply_said(&mut self, said: Vec<ready::Said>) {
+        let now = Instant::now();
+        for s in said {
+            match s {
+                ready::Said::Ready(pid) => self.core.ready(pid, now),
+                ready::Said::Status(pid, text) => self.core.set_status_text(pid, text),
+                ready::Said::Watchdog(pid) => self.core.watchdog_ping(pid, now),
+            }
         }
     }
 
@@ -520,6 +546,24 @@ impl Supervisor {
             env.push(("LISTEN_FDNAMES".into(), names.into()));
         }
         let listen_pid = !extra_fds.is_empty();
+        if let Some(kv) = self.ready.env() {
+            env.push(kv);
+        }
+        // The child's end of the Node IPC channel comes after the listening sockets.
+        let channel = if spec.node_ipc {
+            ready::Readiness::node_channel()
+        } else {
+            None
+        };
+        if let Some((_, child_end)) = &channel {
+            use std::os::fd::AsRawFd;
+            env.push((
+                "NODE_CHANNEL_FD".into(),
+                (3 + extra_fds.len()).to_string().into(),
+            ));
+            env.push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
+            extra_fds.push(child_end.as_raw_fd());
+        }
         let req = SpawnRequest {
             program: &spec.program,
             argv: &spec.argv,
@@ -537,7 +581,12 @@ impl Supervisor {
         let index = slot.index;
         let result = spawn::spawn(req);
         match &result {
-            Ok(pid) => log::info!("{name}[{index}]: started pid {pid}"),
+            Ok(pid) => {
+                log::info!("{name}[{index}]: started pid {pid}");
+                if let Some((ours, _child_end)) = channel {
+                    self.ready.attach(self.poll.registry(), *pid, ours);
+                }
+            }
             Err(e) => log::debug!("{name}[{index}]: spawn failed: {e}"),
         }
         self.core
@@ -547,6 +596,11 @@ impl Supervisor {
     /// Before exiting: stop anything adopted that no instance accounted for, so nothing is
     /// left to the kernel's SIGKILL (as PID 1) or to init (as a subreaper).
     fn sweep_orphans(&mut self) {
+        self.reap();
+        // The common case: no child at all, so no need to read /proc.
+        if waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) == Err(Errno::ECHILD) {
+            return;
+        }
         let me = std::process::id() as i32;
         let children = |snap: &crate::procfs::Snapshot| -> Vec<i32> {
             snap.iter()

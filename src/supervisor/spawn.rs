@@ -294,9 +294,19 @@ unsafe fn child(plan: ChildPlan<'_>) -> ! {
     }
     // Runner's handlers vanish at exec, but what it ignores (SIGTTIN, SIGTTOU, SIGPIPE)
     // would stay ignored: give the program the defaults it expects.
+    // The raw system call, because glibc's wrappers refuse signals 32 and 33 (its own
+    // SIGCANCEL/SIGSETXID), which posix_spawn callers hand down ignored. An all-zero
+    // kernel sigaction is SIG_DFL with no flags and an empty mask in every layout.
+    let dfl = [0u64; 4];
     for sig in 1..=plan.sigrtmax {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            libc::signal(sig, libc::SIG_DFL);
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
         }
     }
     let mut empty: libc::sigset_t = std::mem::zeroed();

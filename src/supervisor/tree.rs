@@ -34,19 +34,29 @@ impl Trees {
             }
             return;
         }
-        let members = self.members(root);
+        let snap = Snapshot::take();
+        let members = self.members(root, &snap);
+        // While the root is unreaped its pid cannot be reused, so the group is ours and
+        // one killpg reaches its members; the rest (those that left the group) get the
+        // signal one by one. Each process gets it once: many apps read a second SIGINT
+        // as "quit now".
+        let group = !self.reaped.contains(&root);
+        let outside: Vec<i32> = members
+            .iter()
+            .map(|(pid, _)| *pid)
+            .filter(|pid| !group || snap.get(*pid).is_none_or(|p| p.pgid != root))
+            .collect();
         for sig in [signal, Signal::SIGCONT] {
             if sig == Signal::SIGCONT && (signal == Signal::SIGKILL || signal == Signal::SIGCONT) {
                 break;
             }
-            if !self.reaped.contains(&root) {
-                // While the root is unreaped its pid cannot be reused, so the group is ours.
+            if group {
                 match killpg(Pid::from_raw(root), sig) {
                     Ok(()) | Err(Errno::ESRCH) => {}
                     Err(e) => log::warn!("cannot signal process group {root}: {e}"),
                 }
             }
-            for (pid, _) in &members {
+            for pid in &outside {
                 send(Pid::from_raw(*pid), sig);
             }
         }
@@ -76,8 +86,7 @@ impl Trees {
     }
 
     /// Members of the tree now (the root excluded), remembered for later calls.
-    fn members(&mut self, root: i32) -> Vec<(i32, u64)> {
-        let snap = Snapshot::take();
+    fn members(&mut self, root: i32, snap: &Snapshot) -> Vec<(i32, u64)> {
         let known = self.remembered.entry(root).or_default();
         let pids = snap.tree_including(root, root, known);
         for pid in pids {
