@@ -282,6 +282,11 @@ impl Core {
         self.shutting_down
     }
 
+    /// Whether some app is being reloaded.
+    pub fn is_reloading(&self) -> bool {
+        self.apps.iter().any(|a| a.reload.is_some())
+    }
+
     /// Starts every app whose dependencies allow it.
     pub fn start(&mut self, now: Instant) {
         self.progress(now);

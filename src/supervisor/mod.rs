@@ -7,6 +7,7 @@ mod probes;
 mod ready;
 mod signals;
 pub mod spawn;
+mod systemd;
 mod tree;
 
 use std::collections::{HashMap, HashSet};
@@ -87,6 +88,7 @@ pub struct Supervisor {
     listeners: Listeners,
     probes: probes::Probes,
     ready: ready::Readiness,
+    systemd: systemd::Systemd,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -141,6 +143,7 @@ impl Supervisor {
             listeners: opts.listeners,
             probes: probes::Probes::new(PROBES),
             ready,
+            systemd: systemd::Systemd::from_env(Instant::now()),
         })
     }
 
@@ -191,6 +194,11 @@ impl Supervisor {
             self.check_memory();
             self.core.tick(Instant::now());
             self.run_probes();
+            let (online, summary) = self.core.all_online();
+            let reloading = self.core.is_reloading();
+            let stopping = self.core.is_shutting_down();
+            self.systemd
+                .update(online, &summary, reloading, stopping, Instant::now());
         }
     }
 
@@ -387,6 +395,7 @@ impl Supervisor {
             memory,
             trees,
             self.probes.next_deadline(),
+            self.systemd.next_deadline(),
         ]
         .into_iter()
         .flatten()
