@@ -897,18 +897,7 @@ impl Core {
         slot.restart_at = None;
         slot.after_stop = after;
         for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
-            p.requested = true;
-            if p.stopping.is_none() {
-                p.stopping = Some(Stopping {
-                    kill_at: now + spec.kill_timeout,
-                    killed: false,
-                });
-                self.actions.push_back(Action::Stop {
-                    pid: p.pid,
-                    signal: spec.kill_signal,
-                    tree: spec.treekill,
-                });
-            }
+            begin_stop(&mut self.actions, p, spec, now);
         }
     }
 
@@ -996,6 +985,23 @@ impl Slot {
             errored: false,
             after_stop: AfterStop::StayDown,
         }
+    }
+}
+
+/// Marks `proc` as stopped on request and, unless a stop is already under way, sends the
+/// app's kill signal and arms the SIGKILL deadline.
+fn begin_stop(actions: &mut VecDeque<Action>, proc: &mut Proc, spec: &AppSpec, now: Instant) {
+    proc.requested = true;
+    if proc.alive() && proc.stopping.is_none() {
+        proc.stopping = Some(Stopping {
+            kill_at: now + spec.kill_timeout,
+            killed: false,
+        });
+        actions.push_back(Action::Stop {
+            pid: proc.pid,
+            signal: spec.kill_signal,
+            tree: spec.treekill,
+        });
     }
 }
 

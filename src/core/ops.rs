@@ -355,18 +355,7 @@ impl Core {
                 let old = slot.proc.take();
                 slot.proc = slot.next.take();
                 if let Some(mut old) = old {
-                    old.requested = true;
-                    if old.alive() && old.stopping.is_none() {
-                        old.stopping = Some(super::Stopping {
-                            kill_at: now + spec.kill_timeout,
-                            killed: false,
-                        });
-                        self.actions.push_back(Action::Stop {
-                            pid: old.pid,
-                            signal: spec.kill_signal,
-                            tree: spec.treekill,
-                        });
-                    }
+                    super::begin_stop(&mut self.actions, &mut old, &spec, now);
                     self.draining.push((id, old));
                 }
             }
@@ -407,18 +396,7 @@ impl Core {
         if let Some(id) = current {
             if let Some(slot) = self.slots.get_mut(&id) {
                 if let Some(p) = slot.next.as_mut() {
-                    p.requested = true;
-                    if p.alive() && p.stopping.is_none() {
-                        p.stopping = Some(super::Stopping {
-                            kill_at: now + spec.kill_timeout,
-                            killed: false,
-                        });
-                        self.actions.push_back(Action::Stop {
-                            pid: p.pid,
-                            signal: spec.kill_signal,
-                            tree: spec.treekill,
-                        });
-                    }
+                    super::begin_stop(&mut self.actions, p, &spec, now);
                 }
             }
         }
