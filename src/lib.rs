@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod logs;
 pub mod procfs;
 pub mod readiness;
 pub mod supervisor;

@@ -773,7 +773,10 @@ impl Core {
                 None
             }
             Verdict::Ended { failed } => {
+                // A failure that will not be retried must show, in `list` and to
+                // `runner status`: such an instance is errored, not stopped.
                 slot.wanted = false;
+                slot.errored = failed;
                 Some(failed)
             }
             Verdict::Errored => {

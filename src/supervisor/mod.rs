@@ -3,6 +3,7 @@
 
 mod env;
 mod metrics;
+mod output;
 mod probes;
 mod ready;
 mod signals;
@@ -89,6 +90,7 @@ pub struct Supervisor {
     probes: probes::Probes,
     ready: ready::Readiness,
     systemd: systemd::Systemd,
+    output: output::Output,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -144,6 +146,7 @@ impl Supervisor {
             probes: probes::Probes::new(PROBES),
             ready,
             systemd: systemd::Systemd::from_env(Instant::now()),
+            output: output::Output::default(),
         })
     }
 
@@ -154,6 +157,8 @@ impl Supervisor {
         loop {
             if let Some(code) = self.perform_actions() {
                 self.sweep_orphans();
+                self.output
+                    .finish(self.poll.registry(), Duration::from_secs(2));
                 return code;
             }
             let timeout = self.timeout();
@@ -169,6 +174,8 @@ impl Supervisor {
                     self.handle_signals();
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
+                } else if self.output.owns(token) {
+                    self.output.pump(self.poll.registry(), token);
                 } else if self.ready.owns(token) {
                     let said = self
                         .ready
@@ -191,6 +198,7 @@ impl Supervisor {
             // covers a coalesced or missed SIGCHLD.
             self.reap();
             self.recheck_trees();
+            self.output.flush(self.poll.registry());
             self.check_memory();
             self.core.tick(Instant::now());
             self.run_probes();
@@ -256,7 +264,7 @@ impl Supervisor {
             stdout: None,
             stderr: None,
             extra_fds: Vec::new(),
-            listen_pid: false,
+            pid_vars: Vec::new(),
             foreground_tty: false,
         };
         match spawn::spawn(req) {
@@ -396,6 +404,7 @@ impl Supervisor {
             trees,
             self.probes.next_deadline(),
             self.systemd.next_deadline(),
+            self.output.next_deadline(now),
         ]
         .into_iter()
         .flatten()
@@ -476,7 +485,11 @@ impl Supervisor {
             log::debug!("reaped orphan pid {pid} ({exit})");
             return;
         };
+        let captured = spec.captures_output();
         let treekill = spec.treekill;
+        if captured {
+            self.output.drain_pid(self.poll.registry(), pid);
+        }
         self.trees.main_reaped(pid);
         let gone = !treekill || self.trees.is_gone(pid);
         if gone {
@@ -554,7 +567,14 @@ impl Supervisor {
             env.push(("LISTEN_FDS".into(), extra_fds.len().to_string().into()));
             env.push(("LISTEN_FDNAMES".into(), names.into()));
         }
-        let listen_pid = !extra_fds.is_empty();
+        let mut pid_vars = Vec::new();
+        if !extra_fds.is_empty() {
+            pid_vars.push("LISTEN_PID");
+        }
+        if let Some(w) = spec.watchdog {
+            env.push(("WATCHDOG_USEC".into(), w.as_micros().to_string().into()));
+            pid_vars.push("WATCHDOG_PID");
+        }
         if let Some(kv) = self.ready.env() {
             env.push(kv);
         }
@@ -573,6 +593,20 @@ impl Supervisor {
             env.push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
             extra_fds.push(child_end.as_raw_fd());
         }
+        let prepared = match self.output.prepare(spec, slot.index) {
+            Ok(p) => p,
+            Err(e) => {
+                self.core.spawned(id, role, Err((e, 126)), now);
+                return;
+            }
+        };
+        let (stdout, stderr) = match &prepared {
+            Some(p) => {
+                let (o, e) = p.fds();
+                (Some(o), Some(e))
+            }
+            None => (None, None),
+        };
         let req = SpawnRequest {
             program: &spec.program,
             argv: &spec.argv,
@@ -580,10 +614,10 @@ impl Supervisor {
             cwd: &spec.cwd,
             credentials: spec.credentials.as_ref(),
             stdin: if single { Stdin::Inherit } else { Stdin::Null },
-            stdout: None,
-            stderr: None,
+            stdout,
+            stderr,
             extra_fds,
-            listen_pid,
+            pid_vars,
             foreground_tty: self.foreground_tty,
         };
         let name = spec.name.clone();
@@ -594,6 +628,11 @@ impl Supervisor {
                 log::info!("{name}[{index}]: started pid {pid}");
                 if let Some((ours, _child_end)) = channel {
                     self.ready.attach(self.poll.registry(), *pid, ours);
+                }
+                // The write ends are the child's now; runner's copies close here so
+                // the pipes reach EOF when the instance is gone.
+                if let Some(p) = prepared {
+                    self.output.attach(self.poll.registry(), *pid, p);
                 }
             }
             Err(e) => log::debug!("{name}[{index}]: spawn failed: {e}"),

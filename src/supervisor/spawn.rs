@@ -37,8 +37,9 @@ pub struct SpawnRequest<'a> {
     pub stderr: Option<RawFd>,
     /// Passed as fds 3, 4, ... (listening sockets, then the Node IPC channel).
     pub extra_fds: Vec<RawFd>,
-    /// Set `LISTEN_PID` to the child's pid (socket activation).
-    pub listen_pid: bool,
+    /// Variables set to the child's own pid (`LISTEN_PID`, `WATCHDOG_PID`), which only
+    /// the child knows.
+    pub pid_vars: Vec<&'static str>,
     /// Make the child the terminal's foreground process group (single-program mode).
     pub foreground_tty: bool,
 }
@@ -87,9 +88,8 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnError> {
     })
 }
 
-const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
 /// Room for any pid (at most 7 digits on Linux, 10 for any i32).
-const LISTEN_PID_DIGITS: usize = 10;
+const PID_DIGITS: usize = 10;
 
 /// Starts the process; returns its pid once it has exec'd (or the reason it could not).
 pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
@@ -107,23 +107,26 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         envs.push(cstring(&kv, "an environment variable")?);
     }
     // The digits are written by the child, which alone knows its pid; the buffer is
-    // padded with NULs so a shorter pid simply ends the string early.
-    let mut listen_pid_index = None;
-    if req.listen_pid {
-        let mut buf = LISTEN_PID_PREFIX.to_vec();
-        buf.extend(std::iter::repeat_n(b'0', LISTEN_PID_DIGITS));
-        listen_pid_index = Some(envs.len());
-        envs.push(cstring(&buf, "LISTEN_PID")?);
+    // padded so a shorter pid simply ends the string early with a NUL.
+    let mut pid_var_at: Vec<(usize, usize)> = Vec::new();
+    for name in &req.pid_vars {
+        let mut buf = format!("{name}=").into_bytes();
+        let prefix = buf.len();
+        buf.extend(std::iter::repeat_n(b'0', PID_DIGITS));
+        pid_var_at.push((envs.len(), prefix));
+        envs.push(cstring(&buf, name)?);
     }
     let cwd = cstring(req.cwd.as_os_str().as_bytes(), "the working directory")?;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
-    let listen_pid_ptr: *mut u8 = match listen_pid_index {
-        Some(i) => envs[i].as_ptr() as *mut u8,
-        None => std::ptr::null_mut(),
-    };
+    // SAFETY (in the child): each pointer is inside a CString that outlives the fork, at
+    // the first of PID_DIGITS digits.
+    let pid_slots: Vec<*mut u8> = pid_var_at
+        .iter()
+        .map(|(i, prefix)| unsafe { (envs[*i].as_ptr() as *mut u8).add(*prefix) })
+        .collect();
     let groups: Vec<libc::gid_t> = req
         .credentials
         .map(|c| c.groups.iter().map(|g| *g as libc::gid_t).collect())
@@ -198,7 +201,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
                 argv: argv_ptrs.as_ptr(),
                 envp: env_ptrs.as_ptr(),
                 cwd: cwd.as_ptr(),
-                listen_pid: listen_pid_ptr,
+                pid_slots: &pid_slots,
                 groups: &groups,
                 creds,
                 stdin: stdin_src,
@@ -263,7 +266,7 @@ struct ChildPlan<'a> {
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
     cwd: *const libc::c_char,
-    listen_pid: *mut u8,
+    pid_slots: &'a [*mut u8],
     groups: &'a [libc::gid_t],
     creds: Option<(u32, u32)>,
     stdin: Option<RawFd>,
@@ -341,30 +344,31 @@ unsafe fn child(plan: ChildPlan<'_>) -> ! {
     if libc::chdir(plan.cwd) < 0 {
         fail(Stage::Chdir);
     }
-    if !plan.listen_pid.is_null() {
-        write_pid_digits(plan.listen_pid.add(LISTEN_PID_PREFIX.len()), libc::getpid());
+    let pid = libc::getpid();
+    for slot in plan.pid_slots {
+        write_pid_digits(*slot, pid);
     }
     libc::execve(plan.program, plan.argv, plan.envp);
     fail(Stage::Exec)
 }
 
-/// Writes `pid` in decimal at `dst` and NUL-terminates it, within LISTEN_PID_DIGITS bytes.
+/// Writes `pid` in decimal at `dst` and NUL-terminates it, within PID_DIGITS bytes.
 unsafe fn write_pid_digits(dst: *mut u8, pid: libc::pid_t) {
-    let mut digits = [0u8; LISTEN_PID_DIGITS];
+    let mut digits = [0u8; PID_DIGITS];
     let mut n = pid.max(0) as u32;
     let mut len = 0;
     loop {
         digits[len] = b'0' + (n % 10) as u8;
         n /= 10;
         len += 1;
-        if n == 0 || len == LISTEN_PID_DIGITS {
+        if n == 0 || len == PID_DIGITS {
             break;
         }
     }
     for i in 0..len {
         *dst.add(i) = digits[len - 1 - i];
     }
-    if len < LISTEN_PID_DIGITS {
+    if len < PID_DIGITS {
         *dst.add(len) = 0;
     }
 }
@@ -451,10 +455,10 @@ mod tests {
 
     #[test]
     fn pid_digits_fill_the_buffer_and_terminate() {
-        let mut buf = [b'x'; LISTEN_PID_DIGITS];
+        let mut buf = [b'x'; PID_DIGITS];
         unsafe { write_pid_digits(buf.as_mut_ptr(), 4_194_303) };
         assert_eq!(&buf[..8], b"4194303\0");
-        let mut buf = [b'x'; LISTEN_PID_DIGITS];
+        let mut buf = [b'x'; PID_DIGITS];
         unsafe { write_pid_digits(buf.as_mut_ptr(), 7) };
         assert_eq!(&buf[..2], b"7\0");
     }

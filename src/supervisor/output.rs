@@ -1,0 +1,181 @@
+//! The loop's side of log capture: pipes for the instances of apps that set `log_prefix`,
+//! `time`, `out_file` or `error_file`, read as they become readable and written as whole
+//! lines through [`crate::logs`] without blocking the loop. Apps without those keys write
+//! straight to runner's fd 1 and 2 and never pass through here.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+
+use crate::config::AppSpec;
+use crate::logs::{self, Decor, Dest, Pump, Sinks, Stream};
+
+/// Instance output pipes use tokens from here up (below the probes' range).
+const STREAMS: usize = 3_000_000;
+/// While output waits for a slow reader, retry this often.
+const RETRY: Duration = Duration::from_millis(50);
+
+/// The write ends for a child and the read ends runner keeps, before the spawn.
+pub struct Prepared {
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    streams: Vec<Stream>,
+}
+
+#[derive(Default)]
+pub struct Output {
+    sinks: Option<Sinks>,
+    streams: HashMap<Token, (i32, Stream)>,
+    /// Streams whose sink was full: pumped again once it has room.
+    full: HashSet<Token>,
+    next: usize,
+}
+
+impl Output {
+    pub fn owns(&self, token: Token) -> bool {
+        self.streams.contains_key(&token)
+    }
+
+    /// Pipes and destinations for one instance; None when the app's output is inherited.
+    pub fn prepare(&mut self, spec: &AppSpec, index: u32) -> Result<Option<Prepared>, String> {
+        if !spec.captures_output() {
+            return Ok(None);
+        }
+        let sinks = self.sinks.get_or_insert_with(|| Sinks::new(logs::SINK_CAP));
+        let out_dest = spec.out_file.clone().map_or(Dest::Stdout, Dest::File);
+        let err_dest = spec.error_file.clone().map_or(Dest::Stderr, Dest::File);
+        let out_sink = sinks
+            .get_or_open(out_dest)
+            .map_err(|e| format!("cannot open out_file: {e}"))?;
+        let err_sink = sinks
+            .get_or_open(err_dest)
+            .map_err(|e| format!("cannot open error_file: {e}"))?;
+        let (out_r, out_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let (err_r, err_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let decor = || Decor::for_instance(&spec.name, index, spec.log_prefix, spec.time);
+        Ok(Some(Prepared {
+            stdout: out_w,
+            stderr: err_w,
+            streams: vec![
+                Stream::new(out_r, decor(), out_sink),
+                Stream::new(err_r, decor(), err_sink),
+            ],
+        }))
+    }
+
+    /// Starts reading the pipes of a process that was spawned with `prepared`.
+    pub fn attach(&mut self, registry: &Registry, pid: i32, prepared: Prepared) {
+        for stream in prepared.streams {
+            let token = Token(STREAMS + self.next);
+            self.next += 1;
+            let fd: RawFd = stream.fd();
+            if let Err(e) = registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
+                log::warn!("cannot watch the output of pid {pid}: {e}");
+                continue;
+            }
+            self.streams.insert(token, (pid, stream));
+            // Output written before registration would not raise an event on its own.
+            self.pump(registry, token);
+        }
+    }
+
+    /// Reads what is there for one stream.
+    pub fn pump(&mut self, registry: &Registry, token: Token) {
+        let Some(sinks) = self.sinks.as_mut() else {
+            return;
+        };
+        let Some((_, stream)) = self.streams.get_mut(&token) else {
+            return;
+        };
+        match stream.pump(sinks, SystemTime::now()) {
+            Pump::Empty => {
+                self.full.remove(&token);
+            }
+            Pump::Full => {
+                self.full.insert(token);
+            }
+            Pump::Eof => {
+                self.full.remove(&token);
+                if let Some((_, stream)) = self.streams.remove(&token) {
+                    let fd = stream.fd();
+                    let _ = registry.deregister(&mut SourceFd(&fd));
+                }
+            }
+        }
+    }
+
+    /// Drains what a process that just exited left in its pipes, so its last lines come
+    /// before the news of its exit.
+    pub fn drain_pid(&mut self, registry: &Registry, pid: i32) {
+        let tokens: Vec<Token> = self
+            .streams
+            .iter()
+            .filter(|(_, (p, _))| *p == pid)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tokens {
+            self.pump(registry, t);
+        }
+        self.flush(registry);
+    }
+
+    /// Once per wake-up: write what is queued, then read streams that waited for room.
+    pub fn flush(&mut self, registry: &Registry) {
+        let Some(sinks) = self.sinks.as_mut() else {
+            return;
+        };
+        sinks.flush_all();
+        let waiting: Vec<Token> = self
+            .full
+            .iter()
+            .copied()
+            .filter(|t| {
+                self.streams
+                    .get(t)
+                    .is_some_and(|(_, s)| sinks.get(s.sink()).has_room())
+            })
+            .collect();
+        for t in waiting {
+            self.pump(registry, t);
+        }
+        if let Some(sinks) = self.sinks.as_mut() {
+            sinks.flush_all();
+        }
+    }
+
+    /// When the loop must retry writing to a slow reader.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let pending = self.sinks.as_ref().is_some_and(|s| s.pending() > 0);
+        (pending || !self.full.is_empty()).then_some(now + RETRY)
+    }
+
+    /// Before runner exits: read every pipe to its end and write everything out, for at
+    /// most `budget`. A pipe that stays open belongs to a process that outlived its
+    /// instance; it is not waited for.
+    pub fn finish(&mut self, registry: &Registry, budget: Duration) {
+        let deadline = Instant::now() + budget;
+        while !self.streams.is_empty() && Instant::now() < deadline {
+            let before = self.streams.len();
+            let tokens: Vec<Token> = self.streams.keys().copied().collect();
+            for t in tokens {
+                self.pump(registry, t);
+            }
+            self.flush(registry);
+            if self.full.is_empty() && self.streams.len() == before {
+                break;
+            }
+        }
+        if let Some(sinks) = self.sinks.as_mut() {
+            sinks.flush_all_blocking(deadline);
+        }
+    }
+}
+
+impl Prepared {
+    pub fn fds(&self) -> (RawFd, RawFd) {
+        (self.stdout.as_raw_fd(), self.stderr.as_raw_fd())
+    }
+}
