@@ -68,6 +68,21 @@ pub enum Action {
 /// Identifies a control request so that its reply can be sent when the work is done.
 pub type RequestId = u64;
 
+/// Why a spawn did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpawnFailure {
+    pub message: String,
+    /// The exit code it counts as (126/127, shell rules) when it is the program's fault.
+    pub code: i32,
+    /// The system is short of something (fork's EAGAIN under a pids limit, no fds): not
+    /// the app's fault, so retried with a backoff that does not count as a crash.
+    pub transient: bool,
+}
+
+/// First wait after a transient spawn failure; doubles up to [`RESOURCE_BACKOFF_MAX`].
+pub const RESOURCE_BACKOFF: Duration = Duration::from_secs(1);
+pub const RESOURCE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
 /// A graceful stop in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stopping {
@@ -154,6 +169,8 @@ pub struct Slot {
     pub error: Option<String>,
     restart: RestartState,
     restart_at: Option<Instant>,
+    /// The last wait after a transient spawn failure.
+    resource_backoff: Option<Duration>,
     /// Whether this slot should have a process (false after `stop` or ending for good).
     wanted: bool,
     /// `delete` asked for it: removed once its process is gone.
@@ -298,7 +315,7 @@ impl Core {
         &mut self,
         id: SlotId,
         role: Role,
-        result: Result<i32, (String, i32)>,
+        result: Result<i32, SpawnFailure>,
         now: Instant,
     ) {
         let Some(spec) = self.spec_of(id).cloned() else {
@@ -311,6 +328,7 @@ impl Core {
             Ok(pid) => {
                 let proc = Proc::new(pid, now, &spec);
                 slot.error = None;
+                slot.resource_backoff = None;
                 match role {
                     Role::Current => slot.proc = Some(proc),
                     Role::Replacement => slot.next = Some(proc),
@@ -319,13 +337,32 @@ impl Core {
                     self.became_online_pid(id, pid, now);
                 }
             }
-            Err((message, code)) => {
-                log::error!("{}[{}]: cannot start: {message}", spec.name, slot.index);
-                slot.error = Some(message);
-                if role == Role::Current {
+            Err(failure) => {
+                log::error!(
+                    "{}[{}]: cannot start: {}",
+                    spec.name,
+                    slot.index,
+                    failure.message
+                );
+                slot.error = Some(failure.message.clone());
+                let index = slot.index;
+                if role == Role::Replacement {
+                    let msg = format!(
+                        "{}[{index}]: cannot start the new process: {}",
+                        spec.name, failure.message
+                    );
+                    self.reload_failed(&spec.name, msg, now);
+                } else if failure.transient && !self.shutting_down {
+                    let wait = slot
+                        .resource_backoff
+                        .map_or(RESOURCE_BACKOFF, |d| (d * 2).min(RESOURCE_BACKOFF_MAX));
+                    slot.resource_backoff = Some(wait);
+                    slot.restart_at = Some(now + wait);
+                    log::warn!("{}[{index}]: retrying in {}", spec.name, human(wait));
+                } else {
                     // A start that fails is a run of zero length: the crash-loop rule
                     // bounds how often we retry.
-                    self.unrequested_end(id, Duration::ZERO, ExitKind::Code(code), now);
+                    self.unrequested_end(id, Duration::ZERO, ExitKind::Code(failure.code), now);
                 }
             }
         }
@@ -982,6 +1019,7 @@ impl Slot {
             error: None,
             restart: RestartState::default(),
             restart_at: None,
+            resource_backoff: None,
             wanted: true,
             deleting: false,
             awaiting_start: true,

@@ -323,7 +323,16 @@ fn a_failed_spawn_is_retried_within_the_crash_loop_bound() {
         match action {
             Action::Spawn { slot, role } => {
                 spawns += 1;
-                core.spawned(slot, role, Err(("no such file".into(), 127)), now);
+                core.spawned(
+                    slot,
+                    role,
+                    Err(SpawnFailure {
+                        message: "no such file".into(),
+                        code: 127,
+                        transient: false,
+                    }),
+                    now,
+                );
             }
             Action::Exit(c) => exit = Some(c),
             _ => {}
@@ -571,4 +580,68 @@ fn status_is_ok_only_when_every_wanted_instance_is_online() {
     let pid = w.pid(0).unwrap();
     w.core.ready(pid, w.now);
     assert!(w.core.all_online().0);
+}
+
+#[test]
+fn a_transient_spawn_failure_is_retried_with_backoff_and_never_errors() {
+    let mut core = Core::new(vec![app("web")]);
+    let mut now = Instant::now();
+    core.start(now);
+    let fail = || SpawnFailure {
+        message: "fork failed: EAGAIN".into(),
+        code: 126,
+        transient: true,
+    };
+    for expected in [1u64, 2, 4, 8, 16, 30, 30] {
+        let Some(Action::Spawn { slot, role }) = core.next_action() else {
+            panic!("expected a spawn")
+        };
+        core.spawned(slot, role, Err(fail()), now);
+        assert_eq!(core.slot(0).unwrap().status(), Status::WaitingRestart);
+        assert_eq!(
+            core.next_deadline(),
+            Some(now + Duration::from_secs(expected))
+        );
+        now += Duration::from_secs(expected);
+        core.tick(now);
+    }
+    let Some(Action::Spawn { slot, role }) = core.next_action() else {
+        panic!("expected a spawn")
+    };
+    core.spawned(slot, role, Ok(77), now);
+    assert_eq!(core.slot(0).unwrap().status(), Status::Online);
+}
+
+#[test]
+fn a_replacement_that_cannot_be_spawned_fails_the_reload() {
+    let mut a = app("api");
+    a.exec_mode = crate::config::ExecMode::Cluster;
+    let mut core = Core::new(vec![a]);
+    let now = Instant::now();
+    core.start(now);
+    while let Some(a) = core.next_action() {
+        if let Action::Spawn { slot, role } = a {
+            core.spawned(slot, role, Ok(10), now);
+        }
+    }
+    core.request_reload(1, "api", now);
+    let mut replies = Vec::new();
+    while let Some(a) = core.next_action() {
+        match a {
+            Action::Spawn { slot, role } => core.spawned(
+                slot,
+                role,
+                Err(SpawnFailure {
+                    message: "no fds".into(),
+                    code: 126,
+                    transient: true,
+                }),
+                now,
+            ),
+            Action::Reply { ok, .. } => replies.push(ok),
+            _ => {}
+        }
+    }
+    assert_eq!(replies, vec![false]);
+    assert_eq!(core.slot(0).unwrap().proc.as_ref().map(|p| p.pid), Some(10));
 }

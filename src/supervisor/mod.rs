@@ -26,7 +26,7 @@ use crate::cluster::Listeners;
 use crate::config::{ExecMode, LoadOptions};
 use crate::control::protocol::{Reply, Request};
 use crate::control::server::{ConnId, Server};
-use crate::core::{Action, Core, ExitKind, RequestId, Role};
+use crate::core::{Action, Core, ExitKind, RequestId, Role, SpawnFailure};
 use spawn::{SpawnRequest, Stdin};
 use tree::Trees;
 
@@ -559,7 +559,12 @@ impl Supervisor {
         let mut extra_fds = Vec::new();
         if spec.exec_mode == ExecMode::Cluster && !spec.listen.is_empty() {
             if let Err(e) = self.listeners.ensure(spec) {
-                self.core.spawned(id, role, Err((e, 126)), now);
+                let failure = SpawnFailure {
+                    message: e,
+                    code: 126,
+                    transient: false,
+                };
+                self.core.spawned(id, role, Err(failure), now);
                 return;
             }
             extra_fds = self.listeners.fds(&spec.name);
@@ -596,7 +601,12 @@ impl Supervisor {
         let prepared = match self.output.prepare(spec, slot.index) {
             Ok(p) => p,
             Err(e) => {
-                self.core.spawned(id, role, Err((e, 126)), now);
+                let failure = SpawnFailure {
+                    message: e,
+                    code: 126,
+                    transient: false,
+                };
+                self.core.spawned(id, role, Err(failure), now);
                 return;
             }
         };
@@ -637,8 +647,16 @@ impl Supervisor {
             }
             Err(e) => log::debug!("{name}[{index}]: spawn failed: {e}"),
         }
-        self.core
-            .spawned(id, role, result.map_err(|e| (e.message, e.code)), now);
+        self.core.spawned(
+            id,
+            role,
+            result.map_err(|e| SpawnFailure {
+                message: e.message,
+                code: e.code,
+                transient: e.transient,
+            }),
+            now,
+        );
     }
 
     /// Before exiting: stop anything adopted that no instance accounted for, so nothing is

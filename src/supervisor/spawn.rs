@@ -50,6 +50,8 @@ pub struct SpawnError {
     pub message: String,
     /// 127 when the program does not exist, 126 when it cannot be executed (shell rules).
     pub code: i32,
+    /// Short of a resource (processes, fds, memory) rather than a problem of the program.
+    pub transient: bool,
 }
 
 impl std::fmt::Display for SpawnError {
@@ -85,6 +87,7 @@ fn cstring(bytes: &[u8], what: &str) -> Result<CString, SpawnError> {
     CString::new(bytes).map_err(|_| SpawnError {
         message: format!("{what} contains a NUL byte"),
         code: 126,
+        transient: false,
     })
 }
 
@@ -155,6 +158,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
                     std::io::Error::last_os_error()
                 ),
                 code: 126,
+                transient: true,
             });
         }
         // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
@@ -183,6 +187,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError {
             message: format!("cannot create a pipe: {e}"),
             code: 126,
+            transient: true,
         })?;
 
     // SAFETY: the child only calls async-signal-safe functions on memory prepared above,
@@ -192,6 +197,7 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         return Err(SpawnError {
             message: format!("fork failed: {}", std::io::Error::last_os_error()),
             code: 126,
+            transient: true,
         });
     }
     if pid == 0 {
@@ -243,9 +249,15 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
         6 => format!("{} {}: {err}", stage_name(stage), req.program.display()),
         _ => format!("{}: {err}", stage_name(stage)),
     };
+    // exec can fail for want of memory too (E2BIG is the program's, ENOMEM/EAGAIN not).
+    let transient = matches!(
+        errno,
+        libc::ENOMEM | libc::EAGAIN | libc::EMFILE | libc::ENFILE
+    );
     Err(SpawnError {
         message: what,
         code,
+        transient,
     })
 }
 
@@ -258,6 +270,7 @@ fn open_dev_null() -> Result<OwnedFd, SpawnError> {
     .map_err(|e| SpawnError {
         message: format!("cannot open /dev/null: {e}"),
         code: 126,
+        transient: false,
     })
 }
 
@@ -380,6 +393,7 @@ pub fn resolve_program(name: &OsStr) -> Result<PathBuf, SpawnError> {
         return Err(SpawnError {
             message: "empty program name".into(),
             code: 127,
+            transient: false,
         });
     }
     if bytes.contains(&b'/') {
@@ -388,10 +402,12 @@ pub fn resolve_program(name: &OsStr) -> Result<PathBuf, SpawnError> {
             Err(_) => Err(SpawnError {
                 message: format!("{}: not found", p.display()),
                 code: 127,
+                transient: false,
             }),
             Ok(m) if m.is_dir() || !is_executable(&p) => Err(SpawnError {
                 message: format!("{}: not executable", p.display()),
                 code: 126,
+                transient: false,
             }),
             Ok(_) => Ok(p),
         };
@@ -412,10 +428,12 @@ pub fn resolve_program(name: &OsStr) -> Result<PathBuf, SpawnError> {
         Some(p) => Err(SpawnError {
             message: format!("{}: not executable", p.display()),
             code: 126,
+            transient: false,
         }),
         None => Err(SpawnError {
             message: format!("{}: not found in PATH", name.to_string_lossy()),
             code: 127,
+            transient: false,
         }),
     }
 }
