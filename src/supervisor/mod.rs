@@ -200,13 +200,19 @@ impl Supervisor {
             self.recheck_trees();
             self.output.flush(self.poll.registry());
             self.check_memory();
-            self.core.tick(Instant::now());
+            // Most wake-ups (output, control requests) have nothing due: keep them cheap.
+            let now = Instant::now();
+            if self.core.next_deadline().is_some_and(|d| d <= now) {
+                self.core.tick(now);
+            }
             self.run_probes();
-            let (online, summary) = self.core.all_online();
-            let reloading = self.core.is_reloading();
-            let stopping = self.core.is_shutting_down();
-            self.systemd
-                .update(online, &summary, reloading, stopping, Instant::now());
+            if self.systemd.active() {
+                let (online, summary) = self.core.all_online();
+                let reloading = self.core.is_reloading();
+                let stopping = self.core.is_shutting_down();
+                self.systemd
+                    .update(online, &summary, reloading, stopping, Instant::now());
+            }
         }
     }
 
@@ -223,6 +229,14 @@ impl Supervisor {
 
     /// One probe per launching instance whose app has a `ready_check`.
     fn run_probes(&mut self) {
+        let any_check = self
+            .core
+            .apps()
+            .iter()
+            .any(|a| a.spec.ready_check.is_some());
+        if !any_check && self.probes.next_deadline().is_none() {
+            return;
+        }
         let now = Instant::now();
         let mut launching = Vec::new();
         for slot in self.core.slots() {

@@ -47,6 +47,11 @@ impl Systemd {
         }
     }
 
+    /// Whether runner runs under a service manager that listens.
+    pub fn active(&self) -> bool {
+        self.socket.is_some()
+    }
+
     /// The next WATCHDOG=1, if systemd asked for them.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.next_watchdog
