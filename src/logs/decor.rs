@@ -66,6 +66,11 @@ fn push_iso8601(t: SystemTime, out: &mut Vec<u8>) {
             -whole.saturating_add(ceil)
         }
     };
+    // A burst of lines shares its millisecond: format it once.
+    if let Some(cached) = LAST.with(|c| c.get()).filter(|(at, _, _)| *at == ms) {
+        out.extend_from_slice(&cached.1[..cached.2]);
+        return;
+    }
     let secs = ms.div_euclid(1000);
     let milli = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);
@@ -98,6 +103,12 @@ fn push_iso8601(t: SystemTime, out: &mut Vec<u8>) {
     w.byte(b'Z');
     let n = w.1;
     out.extend_from_slice(&buf[..n]);
+    LAST.with(|c| c.set(Some((ms, buf, n))));
+}
+
+thread_local! {
+    /// The last millisecond formatted, its text and length.
+    static LAST: std::cell::Cell<Option<(i64, [u8; 32], usize)>> = const { std::cell::Cell::new(None) };
 }
 
 /// A tiny fixed-size writer for the timestamp.
