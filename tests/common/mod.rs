@@ -527,3 +527,369 @@ pub fn stamps(lines: &[String]) -> Vec<u64> {
         .map(|l| l.split_whitespace().next().unwrap().parse::<u64>().unwrap())
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// JSON (a minimal reader for `runner list --json`; std only)
+
+/// A parsed JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    pub fn parse(text: &str) -> Result<Json, String> {
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing characters at {}", p.i));
+        }
+        Ok(v)
+    }
+
+    /// The member `key` of an object (None for other values or a missing key).
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(m) => m.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Json::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// An integral number.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Json::Num(n) if n.fract() == 0.0 => Some(*n as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&Vec<Json>> {
+        match self {
+            Json::Arr(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
+    /// `self[key]` as a string ("" when missing or not a string).
+    pub fn s(&self, key: &str) -> String {
+        self.get(key)
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// `self[key]` as an integer (-1 when missing, null or not an integer).
+    pub fn i(&self, key: &str) -> i64 {
+        self.get(key).and_then(Json::as_i64).unwrap_or(-1)
+    }
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && matches!(self.s[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &str) -> Result<(), String> {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(format!("expected {lit} at {}", self.i))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            None => Err("unexpected end".into()),
+            Some(b'n') => self.eat("null").map(|_| Json::Null),
+            Some(b't') => self.eat("true").map(|_| Json::Bool(true)),
+            Some(b'f') => self.eat("false").map(|_| Json::Bool(false)),
+            Some(b'"') => self.string().map(Json::Str),
+            Some(b'[') => {
+                self.i += 1;
+                let mut v = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Json::Arr(v));
+                }
+                loop {
+                    v.push(self.value()?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Arr(v));
+                        }
+                        _ => return Err(format!("bad array at {}", self.i)),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                let mut m = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Json::Obj(m));
+                }
+                loop {
+                    self.ws();
+                    let k = self.string()?;
+                    self.ws();
+                    self.eat(":")?;
+                    let v = self.value()?;
+                    m.push((k, v));
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Json::Obj(m));
+                        }
+                        _ => return Err(format!("bad object at {}", self.i)),
+                    }
+                }
+            }
+            Some(_) => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && matches!(
+                        self.s[self.i],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
+                {
+                    self.i += 1;
+                }
+                std::str::from_utf8(&self.s[start..self.i])
+                    .ok()
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .map(Json::Num)
+                    .ok_or_else(|| format!("bad number at {start}"))
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.eat("\"")?;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let c = *self.s.get(self.i).ok_or("unterminated string")?;
+            self.i += 1;
+            match c {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let e = *self.s.get(self.i).ok_or("unterminated escape")?;
+                    self.i += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'u' => {
+                            let hex = std::str::from_utf8(
+                                self.s.get(self.i..self.i + 4).ok_or("bad \\u")?,
+                            )
+                            .map_err(|e| e.to_string())?;
+                            let cp = u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+                            self.i += 4;
+                            let ch = char::from_u32(cp).unwrap_or('\u{fffd}');
+                            let mut b = [0u8; 4];
+                            out.extend_from_slice(ch.encode_utf8(&mut b).as_bytes());
+                        }
+                        other => out.push(other),
+                    }
+                }
+                other => out.push(other),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client commands against a running runner (the socket is `dir/runner.sock`)
+
+/// Runs a client command (`list`, `status`, `reload api`, ...) of runner in `dir` with a
+/// deadline; returns (code, stdout, stderr). Code -1 when killed by a signal.
+pub fn client(dir: &TestDir, args: &[&str], deadline: Duration) -> (i32, String, String) {
+    let mut p = Proc::spawn(runner_cmd(dir.path(), args));
+    let st = p.wait(deadline);
+    (st.code().unwrap_or(-1), p.stdout(), p.stderr())
+}
+
+/// `runner list --json` parsed; None when the command fails or prints no JSON array.
+pub fn try_list(dir: &TestDir) -> Option<Vec<Json>> {
+    let (code, out, _) = client(dir, &["list", "--json"], Duration::from_secs(10));
+    if code != 0 {
+        return None;
+    }
+    match Json::parse(out.trim()) {
+        Ok(Json::Arr(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// `runner list --json` parsed (panics when it fails).
+pub fn list(dir: &TestDir) -> Vec<Json> {
+    let (code, out, err) = client(dir, &["list", "--json"], Duration::from_secs(10));
+    assert_eq!(code, 0, "runner list --json failed: {out}\n{err}");
+    match Json::parse(out.trim()) {
+        Ok(Json::Arr(v)) => v,
+        other => panic!("runner list --json printed no array: {other:?}\n{out}"),
+    }
+}
+
+/// The rows of `list --json` for app `name`.
+pub fn rows_of(rows: &[Json], name: &str) -> Vec<Json> {
+    rows.iter()
+        .filter(|r| r.s("name") == name)
+        .cloned()
+        .collect()
+}
+
+/// Waits until `runner list` answers (the control socket is up).
+pub fn wait_listening(dir: &TestDir) {
+    wait_for("runner to answer on its control socket", DEADLINE, || {
+        try_list(dir).is_some()
+    });
+}
+
+/// Waits until every instance of `name` (at least `n` of them) has `status`; returns rows.
+pub fn wait_app_status(
+    dir: &TestDir,
+    name: &str,
+    n: usize,
+    status: &str,
+    deadline: Duration,
+) -> Vec<Json> {
+    let mut last = Vec::new();
+    let ok = poll_until(deadline, || {
+        if let Some(rows) = try_list(dir) {
+            last = rows_of(&rows, name);
+            last.len() >= n && last.iter().all(|r| r.s("status") == status)
+        } else {
+            false
+        }
+    });
+    assert!(ok, "timed out after {deadline:?} waiting for {n} instance(s) of {name} to be {status}; last: {last:?}");
+    last
+}
+
+/// Pids of the instances of `name` in `list --json` (running ones only), sorted.
+pub fn pids_of(dir: &TestDir, name: &str) -> Vec<i64> {
+    let mut v: Vec<i64> = rows_of(&list(dir), name)
+        .iter()
+        .map(|r| r.i("pid"))
+        .filter(|p| *p > 0)
+        .collect();
+    v.sort();
+    v
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("cannot bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// One HTTP/1.0 GET on a fresh connection to 127.0.0.1:port; the whole response.
+pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::Write;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    if !text.starts_with("HTTP/1.") || !text.contains(" 200 ") {
+        return Err(std::io::Error::other(format!("bad response: {text:?}")));
+    }
+    Ok(text)
+}
+
+/// Milliseconds since the epoch (to compare with `date +%s%3N` stamps).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Whether a program is found in PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw output and file descriptors (tests/logs.rs)
+
+impl Proc {
+    /// Everything captured from stdout so far, as bytes (no UTF-8 assumption).
+    pub fn stdout_bytes(&self) -> Vec<u8> {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Everything captured from stderr so far, as bytes.
+    pub fn stderr_bytes(&self) -> Vec<u8> {
+        self.err.lock().unwrap().clone()
+    }
+}
+
+/// Where `/proc/PID/fd/FD` points (`pipe:[123]`, `/dev/null`, a path), if readable.
+pub fn fd_link(pid: i32, fd: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
