@@ -463,7 +463,14 @@ impl Core {
             }
             Role::Current => {
                 let ran_for = ended_at.saturating_duration_since(proc.started);
-                log::warn!(
+                // A clean exit is news, not trouble (a one-shot job, tini-style use).
+                let level = if exit == ExitKind::Code(0) {
+                    log::Level::Info
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(
+                    level,
                     "{name}[{index}]: pid {pid} exited ({exit}) after {}",
                     human(ran_for)
                 );
@@ -834,7 +841,13 @@ impl Core {
                 self.first_failure = Some(exit.as_code());
             }
             if spec.critical {
-                log::warn!(
+                let level = if failed {
+                    log::Level::Warn
+                } else {
+                    log::Level::Info
+                };
+                log::log!(
+                    level,
                     "{}: critical app ended ({exit}); stopping everything",
                     spec.name
                 );
