@@ -56,6 +56,20 @@ pub fn iso8601(t: SystemTime) -> String {
 
 /// Appends the `iso8601` text of `t` to `out` without allocating.
 fn push_iso8601(t: SystemTime, out: &mut Vec<u8>) {
+    // A burst of lines read at once shares its clock reading: format it once.
+    if let Some((_, text, n)) = LAST_AT.with(|c| c.get()).filter(|(at, _, _)| *at == t) {
+        out.extend_from_slice(&text[..n]);
+        return;
+    }
+    let start = out.len();
+    push_iso8601_uncached(t, out);
+    let mut text = [0u8; 32];
+    let n = (out.len() - start).min(32);
+    text[..n].copy_from_slice(&out[start..start + n]);
+    LAST_AT.with(|c| c.set(Some((t, text, n))));
+}
+
+fn push_iso8601_uncached(t: SystemTime, out: &mut Vec<u8>) {
     // Milliseconds since the epoch, floored, also before 1970.
     let ms: i64 = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
@@ -107,6 +121,8 @@ fn push_iso8601(t: SystemTime, out: &mut Vec<u8>) {
 }
 
 thread_local! {
+    /// The last clock reading formatted, its text and length.
+    static LAST_AT: std::cell::Cell<Option<(SystemTime, [u8; 32], usize)>> = const { std::cell::Cell::new(None) };
     /// The last millisecond formatted, its text and length.
     static LAST: std::cell::Cell<Option<(i64, [u8; 32], usize)>> = const { std::cell::Cell::new(None) };
 }

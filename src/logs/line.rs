@@ -38,7 +38,7 @@ impl LineBuffer {
     /// has `complete == true`). A line of exactly `max_line` bytes is not cut.
     pub fn push(&mut self, data: &[u8], mut emit: impl FnMut(&[u8], bool)) {
         let mut rest = data;
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(nl) = find_newline(rest) {
             let line = &rest[..nl];
             rest = &rest[nl + 1..];
             if self.partial.is_empty() {
@@ -171,5 +171,17 @@ mod tests {
         chunk.push(b'\n');
         let out = run(1024, &[&chunk[..100], &chunk[100..]]);
         assert_eq!(out, vec![(data, true)]);
+    }
+}
+
+/// The first `\n` in `s`: libc's vectorised memchr, several times faster on long output
+/// than a byte-by-byte search.
+fn find_newline(s: &[u8]) -> Option<usize> {
+    // SAFETY: memchr reads at most `s.len()` bytes starting at `s.as_ptr()`.
+    let p = unsafe { libc::memchr(s.as_ptr().cast(), i32::from(b'\n'), s.len()) };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - s.as_ptr() as usize)
     }
 }

@@ -90,7 +90,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub const SINK_CAP: usize = 256 * 1024;
 
 /// How much [`Stream::pump`] reads per `read`.
-pub const READ_CHUNK: usize = 16 * 1024;
+pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Where a stream's lines go.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

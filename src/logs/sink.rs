@@ -122,6 +122,9 @@ pub struct Sink {
     /// In a streak of write errors (warned once).
     failing: bool,
     dropped: u64,
+    /// No other process writes to the same pipe (no app inherits it), so writes need not
+    /// stay within PIPE_BUF to be atomic: fewer, larger writes wake the reader less.
+    exclusive: bool,
 }
 
 impl Sink {
@@ -223,7 +226,13 @@ impl Sink {
             label,
             failing: false,
             dropped: 0,
+            exclusive: false,
         }
+    }
+
+    /// Says whether this sink is the only writer of what it writes to.
+    pub fn set_exclusive(&mut self, exclusive: bool) {
+        self.exclusive = exclusive;
     }
 
     /// Queues `bytes`, which should be whole decorated lines. The bytes are always taken
@@ -384,6 +393,7 @@ impl Sink {
         let pend = &self.buf[self.start..];
         match self.mode {
             WriteMode::Direct | WriteMode::Discard => pend.len(),
+            WriteMode::NonBlocking | WriteMode::Send if self.exclusive => pend.len(),
             _ if pend.len() <= PIPE_BUF => pend.len(),
             mode => match pend[..PIPE_BUF].iter().rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,

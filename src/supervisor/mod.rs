@@ -624,6 +624,9 @@ impl Supervisor {
                 return;
             }
         };
+        if prepared.is_none() {
+            self.output.note_inherited();
+        }
         let (stdout, stderr) = match &prepared {
             Some(p) => {
                 let (o, e) = p.fds();

@@ -32,9 +32,21 @@ pub struct Output {
     /// Streams whose sink was full: pumped again once it has room.
     full: HashSet<Token>,
     next: usize,
+    /// Some instance writes to runner's stdout directly.
+    stdout_shared: bool,
 }
 
 impl Output {
+    /// An instance is about to write to runner's stdout directly.
+    pub fn note_inherited(&mut self) {
+        self.stdout_shared = true;
+        if let Some(sinks) = self.sinks.as_mut() {
+            if let Ok(id) = sinks.get_or_open(Dest::Stdout) {
+                sinks.sink(id).set_exclusive(false);
+            }
+        }
+    }
+
     pub fn owns(&self, token: Token) -> bool {
         self.streams.contains_key(&token)
     }
@@ -53,6 +65,14 @@ impl Output {
         let err_sink = sinks
             .get_or_open(err_dest)
             .map_err(|e| format!("cannot open error_file: {e}"))?;
+        // Runner's stdout is ours alone unless an app inherits it or it is also stderr,
+        // where runner's own log lines go.
+        let stdout_id = sinks.get_or_open(Dest::Stdout).ok();
+        let stderr_id = sinks.get_or_open(Dest::Stderr).ok();
+        if let Some(id) = stdout_id {
+            let alone = !self.stdout_shared && stdout_id != stderr_id;
+            sinks.sink(id).set_exclusive(alone);
+        }
         let (out_r, out_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
         let (err_r, err_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
         let decor = || Decor::for_instance(&spec.name, index, spec.log_prefix, spec.time);
