@@ -619,11 +619,12 @@ fn convert_log_file(a: &mut AppOut, has_out: bool, has_err: bool) {
     };
     match value {
         Value::String(path) if !has_out && !has_err => {
-            a.lines.push(format!(
-                "# PM2 {} = {}: runner appends stdout and stderr to it",
+            // Through comment(): a path may hold characters a raw comment cannot.
+            a.lines.push(comment(&format!(
+                "PM2 {} = {}: runner appends stdout and stderr to it",
                 key,
                 show_json(value)
-            ));
+            )));
             let v = toml::Value::String(path.clone());
             a.set("out_file", &v);
             a.set("error_file", &v);

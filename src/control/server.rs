@@ -52,6 +52,8 @@ pub struct Server {
     by_id: HashMap<ConnId, usize>,
     next_id: ConnId,
     euid: u32,
+    /// accept failed for want of fds; clients may wait in the backlog.
+    accept_stalled: bool,
 }
 
 struct Conn {
@@ -156,6 +158,7 @@ impl Server {
             by_id: HashMap::new(),
             next_id: 0,
             euid: nix::unistd::geteuid().as_raw(),
+            accept_stalled: false,
         })
     }
 
@@ -266,13 +269,21 @@ impl Server {
     fn accept_all(&mut self, registry: &Registry) {
         loop {
             let stream = match self.listener.accept() {
-                Ok((stream, _)) => stream,
+                Ok((stream, _)) => {
+                    self.accept_stalled = false;
+                    stream
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) => {
                     // EMFILE and friends: leave the rest in the backlog, keep running.
-                    log::warn!("control socket {}: accept: {e}", self.path.display());
+                    // The listener raises no new event for clients already waiting, so
+                    // accepting is retried when an fd is freed and on a timer.
+                    if !self.accept_stalled {
+                        log::warn!("control socket {}: accept: {e}", self.path.display());
+                    }
+                    self.accept_stalled = true;
                     return;
                 }
             };
@@ -346,6 +357,21 @@ impl Server {
             let _ = registry.deregister(&mut conn.stream);
             self.by_id.remove(&conn.id);
             self.free.push(slot);
+            if self.accept_stalled {
+                self.accept_all(registry);
+            }
+        }
+    }
+
+    /// Whether clients may be waiting in the backlog because runner ran out of fds.
+    pub fn accept_stalled(&self) -> bool {
+        self.accept_stalled
+    }
+
+    /// Tries again to accept clients left in the backlog.
+    pub fn retry_accept(&mut self, registry: &Registry) {
+        if self.accept_stalled {
+            self.accept_all(registry);
         }
     }
 }

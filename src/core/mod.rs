@@ -132,6 +132,11 @@ impl Proc {
         self.exited.is_none()
     }
 
+    /// The main process has not exited (its tree may be stopping).
+    pub fn main_alive(&self) -> bool {
+        self.exited.is_none()
+    }
+
     /// Started, not yet online, and not being stopped.
     pub fn is_launching(&self) -> bool {
         self.exited.is_none() && self.stopping.is_none() && self.online_since.is_none()

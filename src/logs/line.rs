@@ -185,4 +185,3 @@ mod tests {
         assert_eq!(out, vec![(data, true)]);
     }
 }
-

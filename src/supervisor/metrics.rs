@@ -71,7 +71,8 @@ impl Metrics {
                 name: slot.app.clone(),
                 namespace: spec.namespace.clone(),
                 mode: spec.exec_mode.as_str().to_string(),
-                pid: slot.proc.as_ref().map(|p| p.pid),
+                // Null once the main process is gone, even while its leftovers are stopped.
+                pid: slot.proc.as_ref().filter(|p| p.main_alive()).map(|p| p.pid),
                 status: slot.status().as_str().to_string(),
                 restarts: slot.restarts,
                 uptime_ms: slot

@@ -198,6 +198,9 @@ impl Supervisor {
             // covers a coalesced or missed SIGCHLD.
             self.reap();
             self.recheck_trees();
+            if let Some(server) = self.control.as_mut() {
+                server.retry_accept(self.poll.registry());
+            }
             self.output.flush(self.poll.registry());
             self.check_memory();
             // Most wake-ups (output, control requests) have nothing due: keep them cheap.
@@ -412,10 +415,13 @@ impl Supervisor {
             .any(|a| a.spec.max_memory_restart.is_some());
         let memory = any_limit.then(|| self.next_memory_check.unwrap_or(now));
         let trees = (!self.watched.is_empty()).then(|| now + TREE_RECHECK);
+        let stalled = self.control.as_ref().is_some_and(|c| c.accept_stalled());
+        let accept = stalled.then(|| now + TREE_RECHECK);
         [
             self.core.next_deadline(),
             memory,
             trees,
+            accept,
             self.probes.next_deadline(),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),

@@ -270,7 +270,11 @@ fn open_dev_null() -> Result<OwnedFd, SpawnError> {
     .map_err(|e| SpawnError {
         message: format!("cannot open /dev/null: {e}"),
         code: 126,
-        transient: false,
+        // Out of fds is the system's state, not the program's fault.
+        transient: matches!(
+            e,
+            nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE | nix::errno::Errno::ENOMEM
+        ),
     })
 }
 
