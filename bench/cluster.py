@@ -151,7 +151,7 @@ class CpuSampler(threading.Thread):
     def finish(self):
         self.stop_ev.set()
         self.join()
-        cap = self.dt * (os.cpu_count() or 1) * CLK_TCK / 100.0
+        cap = self.dt * (os.cpu_count() or 1) * CLK_TCK
         return self.ours / cap, self.other / cap
 
 

@@ -111,7 +111,9 @@ fn load(file: &std::path::Path, global: &cli::Global) -> Result<config::Ecosyste
             Ok(eco)
         }
         Err(e) => {
-            eprintln!("runner: {e}");
+            for line in e.to_string().lines() {
+                eprintln!("runner: {line}");
+            }
             eprintln!("runner: nothing was started");
             Err(EXIT_USAGE)
         }
