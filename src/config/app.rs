@@ -335,7 +335,14 @@ pub(crate) fn build(
         if let Some(t) = text {
             match parse_signal(&t) {
                 Some(sig) => spec.kill_signal = sig,
-                None => ctx.error(&v.span(), format!("`kill_signal`: `{t}` is not a signal")),
+                None => {
+                    let names = nix::sys::signal::Signal::iterator().map(|s| s.as_str());
+                    let hint = super::suggest::did_you_mean(&t.to_ascii_uppercase(), names);
+                    ctx.error(
+                        &v.span(),
+                        format!("`kill_signal`: `{t}` is not a signal{hint}"),
+                    )
+                }
             }
         }
     }
