@@ -583,14 +583,14 @@ fn stop_settings() {
         e[0],
         "3:15: `kill_signal`: `SIGNOPE` is not a signal; did you mean `SIGFPE`?"
     );
-    let e = d.errors("[[apps]]\nscript = \"app\"\nkill_signal = \"SIGTREM\"\n");
-    assert_eq!(
-        e[0],
-        "3:15: `kill_signal`: `SIGTREM` is not a signal; did you mean `SIGTERM`?"
-    );
     assert_eq!(
         e[1],
         "4:16: `kill_timeout`: `-5` is not a duration: it must not be negative"
+    );
+    let swapped = d.errors("[[apps]]\nscript = \"app\"\nkill_signal = \"SIGTREM\"\n");
+    assert_eq!(
+        swapped[0],
+        "3:15: `kill_signal`: `SIGTREM` is not a signal; did you mean `SIGTERM`?"
     );
 }
 
