@@ -486,6 +486,16 @@ def cmd_out(argv, env=None):
         return f"? ({e})"
 
 
+def pm2_version(pm2):
+    """PM2's version from its package.json: `pm2 --version` would start a daemon."""
+    try:
+        pkg = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(pm2))), "package.json")
+        with open(pkg) as f:
+            return json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
 def cpu_model():
     with open("/proc/cpuinfo") as f:
         for line in f:
@@ -537,12 +547,11 @@ def main():
     t_start = time.monotonic()
     load0, busy0 = loadavg(), cpu_busy()
     rev = cmd_out(["git", "-C", HERE, "describe", "--always", "--dirty"])
-    pm2_env = dict(os.environ, PM2_HOME=os.path.join(tmp, "pm2-version"))
     wrk_v = cmd_out(["sh", "-c", "wrk -v 2>&1 | head -1"])
     rep.add(f"# runner cluster benchmark — {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}", "",
             f"- host: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, {cpu_model()}",
             f"- runner: `{a.runner}` ({cmd_out([a.runner, '--version'])}, tree `{rev}`){a.build_note}",
-            f"- PM2 {cmd_out([a.pm2, '--version'], env=pm2_env)}, Node.js {cmd_out(['node', '--version'])}, "
+            f"- PM2 {pm2_version(a.pm2)}, Node.js {cmd_out(['node', '--version'])}, "
             f"{wrk_v}",
             f"- app: `bench/apps/server.js`, 2 instances under runner and PM2, 1 process alone; "
             f"`wait_ready`, `listen_timeout = 10000`, `kill_timeout = 5000`",

@@ -12,6 +12,7 @@ markdown report on stdout. Standard library only.
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -279,12 +280,14 @@ def cmd_out(argv, env=None):
         return f"? ({e})"
 
 
-def pm2_version(pm2, env):
+def pm2_version(pm2):
+    """PM2's version from its package.json: `pm2 --version` would start a daemon."""
     try:
-        r = subprocess.run([pm2, "--version"], capture_output=True, text=True, timeout=30, env=env)
-        return r.stdout.strip().splitlines()[-1]
-    except Exception as e:  # noqa: BLE001 - informational only
-        return f"? ({e})"
+        pkg = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(pm2))), "package.json")
+        with open(pkg) as f:
+            return json.load(f)["version"]
+    except (OSError, ValueError, KeyError):
+        return "?"
 
 
 def cpu_model():
@@ -373,12 +376,11 @@ def main():
     t0 = time.monotonic()
     load0, busy0 = loadavg(), cpu_busy()
     rev = cmd_out(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "describe", "--always", "--dirty"])
-    pm2_env = dict(os.environ, PM2_HOME=os.path.join(tmp, "pm2-version"))
     rep.add(f"# runner idle benchmark — {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}", "",
             f"- host: {platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs, {cpu_model()}",
             f"- runner: `{a.runner}` ({cmd_out([a.runner, '--version'])}, tree `{rev}`){a.build_note}",
             f"- supervisord {cmd_out([sup, '--version']) if sup else 'not installed'}; "
-            f"PM2 {pm2_version(a.pm2, pm2_env)} on Node.js {cmd_out(['node', '--version'])}",
+            f"PM2 {pm2_version(a.pm2)} on Node.js {cmd_out(['node', '--version'])}",
             f"- 50 × `sleep 100000` per supervisor; window {a.window:.0f} s after all 50 exist plus "
             f"{a.settle:.0f} s settle; tools one after the other", "")
     if a.quick:

@@ -569,6 +569,17 @@ impl Supervisor {
         None
     }
 
+    /// Something the instance needs (its sockets, its log files) could not be set up:
+    /// a start that failed, for the restart policy to judge.
+    fn setup_failed(&mut self, id: crate::core::SlotId, role: Role, message: String, now: Instant) {
+        let failure = SpawnFailure {
+            message,
+            code: 126,
+            transient: false,
+        };
+        self.core.spawned(id, role, Err(failure), now);
+    }
+
     fn spawn(&mut self, id: crate::core::SlotId, role: Role) {
         let now = Instant::now();
         let (Some(slot), Some(spec)) = (self.core.slot(id), self.core.spec_of(id)) else {
@@ -579,13 +590,7 @@ impl Supervisor {
         let mut extra_fds = Vec::new();
         if spec.exec_mode == ExecMode::Cluster && !spec.listen.is_empty() {
             if let Err(e) = self.listeners.ensure(spec) {
-                let failure = SpawnFailure {
-                    message: e,
-                    code: 126,
-                    transient: false,
-                };
-                self.core.spawned(id, role, Err(failure), now);
-                return;
+                return self.setup_failed(id, role, e, now);
             }
             extra_fds = self.listeners.fds(&spec.name);
             let names = vec![spec.name.as_str(); extra_fds.len()].join(":");
@@ -620,15 +625,7 @@ impl Supervisor {
         }
         let prepared = match self.output.prepare(spec, slot.index) {
             Ok(p) => p,
-            Err(e) => {
-                let failure = SpawnFailure {
-                    message: e,
-                    code: 126,
-                    transient: false,
-                };
-                self.core.spawned(id, role, Err(failure), now);
-                return;
-            }
+            Err(e) => return self.setup_failed(id, role, e, now),
         };
         if prepared.is_none() {
             self.output.note_inherited();
