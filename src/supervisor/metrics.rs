@@ -99,17 +99,18 @@ impl Metrics {
     /// Instances whose tree is over their app's `max_memory_restart`.
     pub fn over_limit(&self, core: &Core) -> Vec<(SlotId, u64, u64)> {
         let snap = Snapshot::take();
-        let usage = self.measure(core, &snap);
         let mut over = Vec::new();
+        // Only the trees of running instances that have a limit are worth walking.
         for slot in core.slots() {
             let Some(limit) = core.spec_of(slot.id).and_then(|s| s.max_memory_restart) else {
                 continue;
             };
-            let alive = slot.proc.as_ref().is_some_and(|p| p.is_running());
-            if let (true, Some(u)) = (alive, usage.get(&slot.id)) {
-                if u.rss > limit {
-                    over.push((slot.id, u.rss, limit));
-                }
+            let Some(p) = slot.proc.as_ref().filter(|p| p.is_running()) else {
+                continue;
+            };
+            let (rss, _) = snap.usage(&snap.tree(p.pid, p.pid));
+            if rss > limit {
+                over.push((slot.id, rss, limit));
             }
         }
         over
