@@ -1,10 +1,14 @@
-"""A tiny HTTP server for the bundled example: answers every GET with a greeting."""
+"""A tiny HTTP server for the bundled example: answers every GET with a greeting.
+
+Under runner's cluster mode it takes the listening socket from LISTEN_FDS (fd 3), so
+every instance serves the same port and a reload never refuses a connection; run on
+its own, it binds PORT (default 8080). Standard library only."""
 import http.server
 import os
 import signal
+import socket
 import sys
 
-port = int(os.environ.get("PORT", "8080"))
 greeting = os.environ.get("GREETING", "hello")
 instance = os.environ.get("NODE_APP_INSTANCE", "0")
 
@@ -22,14 +26,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS"):
+    sock = socket.socket(fileno=3)
+    server = http.server.ThreadingHTTPServer(
+        sock.getsockname()[:2], Handler, bind_and_activate=False
+    )
+    server.socket = sock
+else:
+    port = int(os.environ.get("PORT", "8080"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
 def stop(signum, frame):
-    print(f"web[{instance}]: got signal {signum}, shutting down", flush=True)
+    print(f"got signal {signum}, shutting down", flush=True)
     sys.exit(0)
 
 
 signal.signal(signal.SIGINT, stop)
-print(f"web[{instance}]: listening on http://127.0.0.1:{port}/", flush=True)
+host, port = server.socket.getsockname()[:2]
+print(f"listening on http://{host}:{port}/ (pid {os.getpid()})", flush=True)
+# wait_ready: tell runner this instance is ready (systemd's sd_notify protocol).
+if os.environ.get("NOTIFY_SOCKET"):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
 server.serve_forever()

@@ -2,7 +2,7 @@
 //! `runner check`, and the runnable ones are run and exercised over loopback.
 //!
 //! The bundled example, node-cluster and python-cluster listen on fixed ports (8080,
-//! 8081, 8090): those tests take `FIXED_PORTS` so they never overlap, and skip with a
+//! 8090): those tests take `FIXED_PORTS` so they never overlap, and skip with a
 //! note when a port is taken by something else. web-and-db is run from a copy whose
 //! data dir and ports are the test's own.
 
@@ -157,48 +157,62 @@ fn every_example_ecosystem_file_passes_check() {
 }
 
 #[test]
-fn bundled_example_serves_both_instances_and_runs_the_worker() {
+fn bundled_example_serves_one_port_from_both_instances_and_runs_the_worker() {
     let _g = fixed_ports();
-    if !ports_free("bundled example", &["127.0.0.1:8080", "127.0.0.1:8081"]) {
+    if !ports_free("bundled example", &["127.0.0.1:8080"]) {
         return;
     }
     let dir = TestDir::new("ex-bundled");
     let mut p = run_example(&dir, &examples_dir().join("ecosystem.toml"));
 
-    let b0 = get_eventually(&mut p, 8080, DEADLINE);
-    let b1 = get_eventually(&mut p, 8081, DEADLINE);
+    // Cluster mode: both instances accept on the one socket runner bound.
+    let web = wait_app_status(&dir, "web", 2, "online", DEADLINE);
     assert!(
-        b0.starts_with("hello from instance 0"),
-        "8080 answered {b0:?}"
+        web.iter().all(|r| r.s("mode") == "cluster"),
+        "web rows: {web:?}"
     );
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last = String::new();
+    let both = poll_until(DEADLINE, || {
+        if let Ok(r) = http_get(8080, "/") {
+            last = body(&r);
+            if let Some(i) = last.strip_prefix("hello from instance ") {
+                seen.insert(i.chars().next().unwrap_or('?'));
+            }
+        }
+        seen.len() == 2
+    });
     assert!(
-        b1.starts_with("hello from instance 1"),
-        "8081 answered {b1:?}"
+        both,
+        "8080 was not served by both instances (seen {seen:?}, last {last:?})\n{}",
+        p.dump()
     );
 
-    // The worker depends on web and does a job every 2 s.
+    // The worker starts only once web is online, and does a job every 2 s.
     let rows = wait_app_status(&dir, "worker", 1, "online", DEADLINE);
     assert!(rows[0].i("pid") > 0, "worker has no pid: {rows:?}");
     wait_for("the worker's first job", DEADLINE, || {
-        p.stdout().contains("worker: job 1 done")
+        p.stdout().contains("worker[0] job 1 done")
     });
-    let web = rows_of(&list(&dir), "web");
-    assert_eq!(web.len(), 2, "web rows: {web:?}");
+    let out = p.stdout();
+    let listening = line_index(&out, &["web[", "listening on"]).unwrap_or(usize::MAX);
+    let job = line_index(&out, &["worker[0] job 1 done"]).unwrap_or(0);
     assert!(
-        web.iter().all(|r| r.s("status") == "online"),
-        "web rows: {web:?}"
+        listening < job,
+        "the worker ran before web was ready\n{}",
+        p.dump()
     );
 
     term_exits_zero(&mut p, Duration::from_secs(20));
     let out = p.stdout();
     assert!(
-        out.contains("worker: stopping after"),
+        out.contains("worker[0] stopping after"),
         "worker did not stop gracefully\n{}",
         p.dump()
     );
     assert!(
-        out.contains("web[0]: got signal"),
-        "web[0] did not stop gracefully\n{}",
+        out.contains("web[0] got signal") && out.contains("web[1] got signal"),
+        "web did not stop gracefully\n{}",
         p.dump()
     );
 }
