@@ -368,3 +368,71 @@ listen = ["127.0.0.1:{port}"]
     );
     drop(taken);
 }
+
+/// A stop request while a reload waits for its replacement ends both: the replacement is
+/// stopped with the rest, the reload command fails, and runner exits (it used to wait
+/// for the replacement forever).
+#[test]
+fn sigterm_during_a_reload_stops_everything_and_runner_exits() {
+    let d = TestDir::new("reload-term");
+    let port = free_port();
+    // Ready at once, unless the file `hold` exists: then it never says so.
+    d.write(
+        "slow.py",
+        &format!(
+            r#"import os, socket, time
+if os.path.exists({hold:?}):
+    open({held:?} + str(os.getpid()), "w").close()
+else:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"READY=1", os.environ["NOTIFY_SOCKET"])
+time.sleep(1000)
+"#,
+            hold = d.p("hold"),
+            held = d.p("held."),
+        ),
+    );
+    d.ecosystem(&format!(
+        r#"
+[[apps]]
+name = "api"
+script = "slow.py"
+instances = 2
+listen = ["127.0.0.1:{port}"]
+wait_ready = true
+listen_timeout = 60000
+kill_timeout = 5000
+"#
+    ));
+    let mut r = runner_eco(&d, &[]);
+    wait_app_status(&d, "api", 2, "online", DEADLINE);
+    let old = pids_of(&d, "api");
+    d.write("hold", "");
+    let mut reload = Proc::spawn(runner_cmd(d.path(), &["reload", "api"]));
+    let mut held = 0;
+    wait_for("the replacement to start", DEADLINE, || {
+        held = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_prefix("held.").and_then(|p| p.parse().ok())
+            })
+            .next()
+            .unwrap_or(0);
+        held > 0
+    });
+    r.signal("TERM");
+    let code = r.code(Duration::from_secs(30));
+    assert_eq!(code, 0, "runner exited {code}\n{}", r.dump());
+    let st = reload.wait(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(1), "reload: {}", reload.dump());
+    assert!(
+        reload.stderr().contains("stopping"),
+        "reload said: {}",
+        reload.dump()
+    );
+    for pid in old.iter().map(|p| *p as i32).chain([held]) {
+        assert!(!alive(pid), "pid {pid} outlived runner");
+    }
+}

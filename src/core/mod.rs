@@ -442,17 +442,15 @@ impl Core {
         let index = slot.index;
         match role {
             Role::Replacement => {
-                // A replacement that was never promoted: only a reload starts one.
-                if !proc.requested {
+                // A replacement that was never promoted: only a reload starts one, and
+                // that reload cannot go on without it, whoever ended it.
+                let why = if proc.requested {
+                    format!("{name}[{index}]: the new process was stopped before it was online")
+                } else {
                     log::warn!("{name}[{index}]: replacement pid {pid} ended ({exit}) before it was online");
-                    self.reload_failed(
-                        &name,
-                        format!(
-                            "{name}[{index}]: the new process exited ({exit}) before it was online"
-                        ),
-                        now,
-                    );
-                }
+                    format!("{name}[{index}]: the new process exited ({exit}) before it was online")
+                };
+                self.reload_failed(&name, why, now);
             }
             Role::Current if proc.requested || self.shutting_down => {
                 log::info!("{name}[{index}]: pid {pid} stopped ({exit})");
@@ -865,6 +863,7 @@ impl Core {
     /// Moves starts and stops along: apps whose dependencies came online start, apps
     /// whose dependents are gone stop, and runner exits when nothing is left.
     fn progress(&mut self, now: Instant) {
+        self.abandon_reloads(now);
         if self.shutting_down {
             self.advance_shutdown(now);
         } else {

@@ -403,6 +403,35 @@ impl Core {
         self.finish_reload(name);
     }
 
+    /// Ends the reloads that can no longer finish: runner is stopping, or the slot being
+    /// replaced was stopped or deleted meanwhile. Without this the plan would wait for
+    /// an instance that never comes online, refuse every later reload and keep runner
+    /// from exiting.
+    pub(super) fn abandon_reloads(&mut self, now: Instant) {
+        let mut stuck = Vec::new();
+        for app in &self.apps {
+            let Some(plan) = &app.reload else {
+                continue;
+            };
+            let name = &app.spec.name;
+            if self.shutting_down {
+                stuck.push((name.clone(), format!("{name}: runner is stopping")));
+            } else if let Some(id) = plan.current {
+                match self.slots.get(&id) {
+                    Some(slot) if slot.wanted && !slot.deleting => {}
+                    Some(slot) => stuck.push((
+                        name.clone(),
+                        format!("{name}[{}] was stopped during the reload", slot.index),
+                    )),
+                    None => stuck.push((name.clone(), format!("{name}: instance was deleted"))),
+                }
+            }
+        }
+        for (name, why) in stuck {
+            self.reload_failed(&name, why, now);
+        }
+    }
+
     /// A slot being reloaded in fork mode lost its new process before it was online.
     pub(super) fn reload_slot_failed(
         &mut self,

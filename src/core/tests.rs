@@ -645,3 +645,116 @@ fn a_replacement_that_cannot_be_spawned_fails_the_reload() {
     assert_eq!(replies, vec![false]);
     assert_eq!(core.slot(0).unwrap().proc.as_ref().map(|p| p.pid), Some(10));
 }
+
+/// Every process the world still has: current, replacement and draining main processes.
+fn live_pids(w: &World) -> Vec<i32> {
+    let mut v: Vec<i32> = w
+        .core
+        .slots()
+        .flat_map(|s| [s.proc.as_ref(), s.next.as_ref()])
+        .flatten()
+        .map(|p| p.pid)
+        .collect();
+    v.extend(w.core.draining.iter().map(|(_, p)| p.pid));
+    v
+}
+
+/// Ends every process that was asked to stop, as a well-behaved program does.
+fn exit_every_stopped(w: &mut World) {
+    for _ in 0..10 {
+        let stopped: Vec<i32> = w
+            .log
+            .iter()
+            .filter_map(|a| match a {
+                Action::Stop { pid, .. } | Action::Kill { pid, .. } => Some(*pid),
+                _ => None,
+            })
+            .collect();
+        let live = live_pids(w);
+        let due: Vec<i32> = live.into_iter().filter(|p| stopped.contains(p)).collect();
+        if due.is_empty() {
+            return;
+        }
+        for pid in due {
+            w.exit(pid, ExitKind::Signal(2));
+        }
+    }
+}
+
+#[test]
+fn a_shutdown_during_a_cluster_reload_ends_the_reload_and_runner() {
+    let mut w = World::new(vec![cluster("api", 2)]);
+    let (old0, old1) = (w.pid(0).unwrap(), w.pid(1).unwrap());
+    w.core.ready(old0, w.now);
+    w.core.ready(old1, w.now);
+    w.core.request_reload(1, "api", w.now);
+    w.pump();
+    assert!(w.core.slot(0).unwrap().next.is_some());
+    w.core.shutdown(false, w.now);
+    w.pump();
+    exit_every_stopped(&mut w);
+    assert!(live_pids(&w).is_empty(), "left: {:?}", live_pids(&w));
+    let r = replies(&w);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(!r[0].1 && r[0].2.contains("stopping"), "{r:?}");
+    assert_eq!(w.exit_action(), Some(0));
+}
+
+#[test]
+fn a_shutdown_during_a_fork_reload_ends_the_reload_and_runner() {
+    let mut a = app("worker");
+    a.instances = 2;
+    let mut w = World::new(vec![a]);
+    w.core.request_reload(1, "worker", w.now);
+    w.pump();
+    w.core.shutdown(false, w.now);
+    w.pump();
+    exit_every_stopped(&mut w);
+    assert!(live_pids(&w).is_empty(), "left: {:?}", live_pids(&w));
+    assert!(!replies(&w)[0].1);
+    assert_eq!(w.exit_action(), Some(0));
+}
+
+#[test]
+fn stopping_an_app_during_its_reload_ends_the_reload() {
+    for mode in ["cluster", "fork"] {
+        let mut a = cluster("api", 2);
+        if mode == "fork" {
+            a.exec_mode = crate::config::ExecMode::Fork;
+            a.wait_ready = false;
+        }
+        let mut w = World::new(vec![a, app("other")]);
+        for id in 0..2 {
+            let pid = w.pid(id).unwrap();
+            w.core.ready(pid, w.now);
+        }
+        w.pump();
+        w.core.request_reload(1, "api", w.now);
+        w.pump();
+        w.core.request_stop(2, "api", w.now);
+        w.pump();
+        exit_every_stopped(&mut w);
+        let r = replies(&w);
+        assert_eq!(r.len(), 2, "{mode}: {r:?}");
+        assert!(r.iter().any(|(id, ok, _)| *id == 1 && !ok), "{mode}: {r:?}");
+        assert!(r.iter().any(|(id, ok, _)| *id == 2 && *ok), "{mode}: {r:?}");
+        assert!(!w.core.is_reloading(), "{mode}: the plan is still there");
+        // The app can be started and reloaded again.
+        w.core.request_start(3, "api", w.now);
+        w.pump();
+        for id in 0..2 {
+            let pid = w.pid(id).unwrap();
+            w.core.ready(pid, w.now);
+        }
+        w.pump();
+        w.core.request_reload(4, "api", w.now);
+        w.pump();
+        assert!(
+            !replies(&w)
+                .iter()
+                .any(|(id, _, m)| *id == 4 && m.contains("already in progress")),
+            "{mode}: {:?}",
+            replies(&w)
+        );
+    }
+}
