@@ -396,10 +396,19 @@ fn apply_adds_removes_and_reloads_changed_apps_and_rejects_a_bad_file() {
     d.ecosystem(&eco(&[("keep", "1"), ("change", "2"), ("added", "1")]));
     let (code, out, err) = client(&d, &["apply"], T);
     assert_eq!(code, 0, "apply: {out}\n{err}\n{}", r.dump());
-    wait_app_status(&d, "added", 1, "online", DEADLINE);
-    wait_for("gone to disappear", DEADLINE, || {
-        rows_of(&list(&d), "gone").is_empty()
-    });
+    assert!(
+        out.contains("added: added; reloaded: change; removed: gone"),
+        "apply said: {out}"
+    );
+    // Like the other actions, apply answers when its work is done.
+    let rows = list(&d);
+    let status = |name: &str| -> Vec<String> {
+        rows_of(&rows, name).iter().map(|r| r.s("status")).collect()
+    };
+    assert_eq!(status("added"), ["online"], "right after apply: {rows:?}");
+    assert_eq!(status("change"), ["online"], "right after apply: {rows:?}");
+    assert!(status("gone").is_empty(), "right after apply: {rows:?}");
+    assert_ne!(row(&d, "change").i("pid"), change.pid as i64);
     wait_for("gone's process to end", DEADLINE, || !gone.alive());
     let new_change = wait_app_status(&d, "change", 1, "online", DEADLINE)[0].clone();
     assert_ne!(

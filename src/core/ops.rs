@@ -30,6 +30,12 @@ enum Goal {
     Gone,
     /// The reloads of these apps have finished.
     Reloaded(Vec<String>),
+    /// `apply`: the changed apps' reloads have finished, the waiter's slots of new apps
+    /// are settled (as for `Online`) and those of removed apps are gone.
+    Applied {
+        reloads: Vec<String>,
+        removed: Vec<SlotId>,
+    },
 }
 
 /// A control request waiting for its goal.
@@ -333,7 +339,7 @@ impl Core {
             log::info!("{name}: reloaded");
         }
         for w in &mut self.waiters {
-            if let Goal::Reloaded(apps) = &mut w.goal {
+            if let Goal::Reloaded(apps) | Goal::Applied { reloads: apps, .. } = &mut w.goal {
                 if let Some(pos) = apps.iter().position(|a| a == name) {
                     apps.remove(pos);
                     if let Some(err) = &plan.error {
@@ -538,7 +544,8 @@ impl Core {
     }
 
     /// `runner apply`: the new file's apps. New apps start, removed apps are deleted,
-    /// changed apps take the new settings and are reloaded.
+    /// changed apps take the new settings and are reloaded. Answered when all of that is
+    /// done, like the other actions.
     pub fn apply(&mut self, request: RequestId, specs: Vec<AppSpec>, now: Instant) {
         let mut added = Vec::new();
         let mut changed = Vec::new();
@@ -549,6 +556,7 @@ impl Core {
                 removed.push(app.spec.name.clone());
             }
         }
+        let mut gone = Vec::new();
         for name in &removed {
             let ids = self
                 .apps
@@ -561,6 +569,7 @@ impl Core {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     slot.deleting = true;
                 }
+                gone.push(id);
             }
         }
         for spec in specs {
@@ -585,6 +594,7 @@ impl Core {
                             if let Some(slot) = self.slots.get_mut(&id) {
                                 slot.deleting = true;
                             }
+                            gone.push(id);
                         }
                     }
                     if self.apps[ai].reload.is_none() {
@@ -603,12 +613,38 @@ impl Core {
             }
         };
         let msg = format!(
-            "added: {}; reloading: {}; removed: {}",
+            "applied: added: {}; reloaded: {}; removed: {}",
             list(&added),
             list(&changed),
             list(&removed)
         );
-        self.reply(request, Ok(msg));
+        let new_slots: Vec<SlotId> = self
+            .apps
+            .iter()
+            .filter(|a| added.contains(&a.spec.name))
+            .flat_map(|a| a.slots.iter().copied())
+            .collect();
+        // Those whose reload is under way (just begun, or one that was running already).
+        let reloads = changed
+            .iter()
+            .filter(|n| {
+                self.apps
+                    .iter()
+                    .any(|a| &a.spec.name == *n && a.reload.is_some())
+            })
+            .cloned()
+            .collect();
+        self.waiters.push(Waiter {
+            request,
+            verb: "applied",
+            what: msg,
+            slots: new_slots,
+            goal: Goal::Applied {
+                reloads,
+                removed: gone,
+            },
+            errors: Vec::new(),
+        });
         self.progress(now);
     }
 
@@ -661,14 +697,12 @@ impl Core {
                     .all(|id| self.slots.get(id).is_none_or(|s| !s.has_process())),
                 Goal::Gone => w.slots.iter().all(|id| !self.slots.contains_key(id)),
                 Goal::Reloaded(apps) => apps.is_empty(),
-                Goal::Online => w.slots.iter().all(|id| {
-                    self.slots.get(id).is_none_or(|s| {
-                        matches!(
-                            s.status(),
-                            Status::Online | Status::Errored | Status::Stopped
-                        ) && s.next.is_none()
-                    })
-                }),
+                Goal::Online => self.settled(&w.slots),
+                Goal::Applied { reloads, removed } => {
+                    reloads.is_empty()
+                        && self.settled(&w.slots)
+                        && removed.iter().all(|id| !self.slots.contains_key(id))
+                }
             };
             if reached || self.exited_pending() {
                 done.push(i);
@@ -676,7 +710,7 @@ impl Core {
         }
         for i in done.into_iter().rev() {
             let mut w = self.waiters.remove(i);
-            if w.goal == Goal::Online {
+            if matches!(w.goal, Goal::Online | Goal::Applied { .. }) {
                 for id in &w.slots {
                     if let Some(s) = self.slots.get(id) {
                         if s.status() != Status::Online {
@@ -686,18 +720,32 @@ impl Core {
                     }
                 }
             }
-            let result = if w.errors.is_empty() {
+            let result = if !w.errors.is_empty() {
+                Err(w.errors.join("; "))
+            } else if matches!(w.goal, Goal::Applied { .. }) {
+                Ok(w.what)
+            } else {
                 Ok(format!(
                     "{} {} ({} instance(s))",
                     w.verb,
                     w.what,
                     w.slots.len()
                 ))
-            } else {
-                Err(w.errors.join("; "))
             };
             self.reply(w.request, result);
         }
+    }
+
+    /// Every slot is online, or has ended or stopped for good, and none is being replaced.
+    fn settled(&self, slots: &[SlotId]) -> bool {
+        slots.iter().all(|id| {
+            self.slots.get(id).is_none_or(|s| {
+                matches!(
+                    s.status(),
+                    Status::Online | Status::Errored | Status::Stopped
+                ) && s.next.is_none()
+            })
+        })
     }
 
     /// During a shutdown nothing will come online: answer everyone rather than hang.
