@@ -221,7 +221,9 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &c
         listeners: Listeners::default(),
         notify_path: None,
     };
-    start(Core::new(vec![spec]), opts)
+    let mut core = Core::new(vec![spec]);
+    core.set_quiet(true);
+    start(core, opts)
 }
 
 fn start(core: Core, opts: Options) -> u8 {

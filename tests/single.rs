@@ -275,3 +275,26 @@ fn runner_exits_when_program_exits_while_a_grandchild_lingers_in_background() {
     let mut p = single(&d, &["sh", "-c", "sleep 2 & exit 6"]);
     assert_eq!(p.code(T), 6, "{}", p.dump());
 }
+
+/// Like tini, runner adds nothing to the program's output when all goes well: the
+/// program's start and end are debug news in this mode (RUNNER_LOG=debug shows them).
+#[test]
+fn a_program_that_ends_normally_gets_no_line_from_runner() {
+    let d = TestDir::new("quiet");
+    for (script, code) in [("echo out; echo err >&2; exit 0", 0), ("exit 5", 5)] {
+        let mut p = single(&d, &["sh", "-c", script]);
+        assert_eq!(p.code(T), code, "{}", p.dump());
+        let runner_lines: Vec<String> = p
+            .stderr()
+            .lines()
+            .filter(|l| l.starts_with("runner:"))
+            .map(String::from)
+            .collect();
+        assert!(runner_lines.is_empty(), "{script}: {runner_lines:?}");
+    }
+    let mut cmd = runner_cmd(d.path(), &["--", "sh", "-c", "exit 0"]);
+    cmd.env("RUNNER_LOG", "debug");
+    let mut p = Proc::spawn(cmd);
+    assert_eq!(p.code(T), 0);
+    assert!(p.stderr().contains("started pid"), "{}", p.dump());
+}

@@ -231,6 +231,9 @@ pub struct Core {
     exited: bool,
     waiters: Vec<ops::Waiter>,
     next_slot_id: SlotId,
+    /// tini-style use: the one program's start and end are its own business, so they
+    /// are logged at debug level (tini and dumb-init print nothing either).
+    quiet: bool,
 }
 
 impl Core {
@@ -247,11 +250,26 @@ impl Core {
             exited: false,
             waiters: Vec::new(),
             next_slot_id: 0,
+            quiet: false,
         };
         for spec in specs {
             core.add_app(spec);
         }
         core
+    }
+
+    /// Logs the routine start and end of the apps at debug level (single-program mode).
+    pub fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+
+    /// `level`, or debug for routine lifecycle news in quiet mode.
+    fn routine(&self, level: log::Level) -> log::Level {
+        if self.quiet {
+            log::Level::Debug
+        } else {
+            level
+        }
     }
 
     /// Adds an app and lays out its slots (not started).
@@ -422,7 +440,16 @@ impl Core {
             return;
         };
         if let Some(pos) = self.draining.iter().position(|(_, p)| p.pid == pid) {
-            self.draining.remove(pos);
+            let (id, old) = self.draining.remove(pos);
+            if let Some(slot) = self.slots.get(&id) {
+                let exit = old.exited.map_or(ExitKind::Signal(9), |(_, e)| e);
+                log::log!(
+                    self.routine(log::Level::Info),
+                    "{}[{}]: replaced pid {pid} stopped ({exit})",
+                    slot.app,
+                    slot.index
+                );
+            }
             self.progress(now);
             return;
         }
@@ -467,11 +494,11 @@ impl Core {
             Role::Current => {
                 let ran_for = ended_at.saturating_duration_since(proc.started);
                 // A clean exit is news, not trouble (a one-shot job, tini-style use).
-                let level = if exit == ExitKind::Code(0) {
+                let level = self.routine(if exit == ExitKind::Code(0) {
                     log::Level::Info
                 } else {
                     log::Level::Warn
-                };
+                });
                 log::log!(
                     level,
                     "{name}[{index}]: pid {pid} exited ({exit}) after {}",
@@ -665,7 +692,7 @@ impl Core {
             return;
         }
         if !self.shutting_down {
-            log::info!("stopping every app");
+            log::log!(self.routine(log::Level::Info), "stopping every app");
         }
         self.shutting_down = true;
         for slot in self.slots.values_mut() {
@@ -844,11 +871,11 @@ impl Core {
                 self.first_failure = Some(exit.as_code());
             }
             if spec.critical {
-                let level = if failed {
+                let level = self.routine(if failed {
                     log::Level::Warn
                 } else {
                     log::Level::Info
-                };
+                });
                 log::log!(
                     level,
                     "{}: critical app ended ({exit}); stopping everything",
@@ -983,7 +1010,10 @@ impl Core {
         }
         self.exited = true;
         let code = self.exit_code();
-        log::info!("every app has ended; exiting with code {code}");
+        log::log!(
+            self.routine(log::Level::Info),
+            "every app has ended; exiting with code {code}"
+        );
         self.actions.push_back(Action::Exit(code));
     }
 

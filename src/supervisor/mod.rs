@@ -655,7 +655,12 @@ impl Supervisor {
         let result = spawn::spawn(req);
         match &result {
             Ok(pid) => {
-                log::info!("{name}[{index}]: started pid {pid}");
+                let level = if single {
+                    log::Level::Debug
+                } else {
+                    log::Level::Info
+                };
+                log::log!(level, "{name}[{index}]: started pid {pid}");
                 if let Some((ours, _child_end)) = channel {
                     self.ready.attach(self.poll.registry(), *pid, ours);
                 }
