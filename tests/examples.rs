@@ -418,7 +418,8 @@ fn web_and_db_web_waits_for_postgres() {
             &format!("\"{}\"", pgdata.display()),
         )
         .replace("\"5433\"", &format!("\"{pgport}\""))
-        .replace("\"8092\"", &format!("\"{web_port}\""));
+        .replace("\"8092\"", &format!("\"{web_port}\""))
+        .replace("127.0.0.1:8092", &format!("127.0.0.1:{web_port}"));
     let eco = dir.ecosystem(&toml);
     dir.write_exec(
         "db.sh",
@@ -433,7 +434,20 @@ fn web_and_db_web_waits_for_postgres() {
 
     // initdb takes a few seconds on the first start.
     let slow = Duration::from_secs(60);
-    let page = get_eventually(&mut p, web_port, slow);
+    let mut last = (0, String::new(), String::new());
+    let healthy = poll_until(slow, || {
+        last = client(&dir, &["status"], Duration::from_secs(10));
+        last.0 == 0
+    });
+    assert!(
+        healthy,
+        "runner status never exited 0: {last:?}\n{}",
+        p.dump()
+    );
+    // web's ready_check: once status says online, the page works at once.
+    let page = http_get(web_port, "/")
+        .map(|r| body(&r))
+        .unwrap_or_else(|e| panic!("GET after status 0: {e}\n{}", p.dump()));
     assert_eq!(page.trim(), "db ok", "web's page\n{}", p.dump());
 
     // Whenever web has a pid, db is online.
