@@ -199,6 +199,11 @@ impl Slot {
         }
     }
 
+    /// The current process was asked to stop and has not finished stopping.
+    fn stop_under_way(&self) -> bool {
+        self.proc.as_ref().is_some_and(|p| p.requested)
+    }
+
     fn has_process(&self) -> bool {
         self.proc.is_some() || self.next.is_some()
     }

@@ -22,8 +22,9 @@ pub(super) struct ReloadPlan {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Goal {
-    /// Every slot has no process.
-    Stopped,
+    /// None of these processes is left (a `start` that came meanwhile may have started
+    /// new ones: they are not this request's business).
+    Stopped(Vec<i32>),
     /// Every slot is online, or has ended for good (which is reported as a failure).
     Online,
     /// The slots no longer exist.
@@ -113,10 +114,23 @@ impl Core {
             Ok(ids) => ids,
             Err(e) => return self.reply(request, Err(e)),
         };
+        let pids = ids
+            .iter()
+            .filter_map(|id| self.slots.get(id))
+            .flat_map(|s| [s.proc.as_ref(), s.next.as_ref()])
+            .flatten()
+            .map(|p| p.pid)
+            .chain(
+                self.draining
+                    .iter()
+                    .filter(|(id, _)| ids.contains(id))
+                    .map(|(_, p)| p.pid),
+            )
+            .collect();
         for id in &ids {
             self.stop_for_good(*id, now);
         }
-        self.wait(request, "stopped", target, ids, Goal::Stopped);
+        self.wait(request, "stopped", target, ids, Goal::Stopped(pids));
         self.progress(now);
     }
 
@@ -151,7 +165,10 @@ impl Core {
             slot.wanted = true;
             slot.errored = false;
             slot.restart = Default::default();
-            if !slot.has_process() && slot.restart_at.is_none() {
+            if slot.stop_under_way() {
+                // Start again once the stop is done.
+                slot.after_stop = AfterStop::Start;
+            } else if !slot.has_process() && slot.restart_at.is_none() {
                 slot.awaiting_start = true;
             }
         }
@@ -304,7 +321,9 @@ impl Core {
                 // Nothing to replace: start it and wait until it is online.
                 slot.wanted = true;
                 slot.errored = false;
-                if !slot.has_process() && slot.restart_at.is_none() {
+                if slot.stop_under_way() {
+                    slot.after_stop = AfterStop::Start;
+                } else if !slot.has_process() && slot.restart_at.is_none() {
                     slot.awaiting_start = true;
                 }
                 self.start_ready_apps(now);
@@ -691,10 +710,7 @@ impl Core {
         let mut done = Vec::new();
         for (i, w) in self.waiters.iter().enumerate() {
             let reached = match &w.goal {
-                Goal::Stopped => w
-                    .slots
-                    .iter()
-                    .all(|id| self.slots.get(id).is_none_or(|s| !s.has_process())),
+                Goal::Stopped(pids) => pids.iter().all(|pid| self.find_pid(*pid).is_none()),
                 Goal::Gone => w.slots.iter().all(|id| !self.slots.contains_key(id)),
                 Goal::Reloaded(apps) => apps.is_empty(),
                 Goal::Online => self.settled(&w.slots),

@@ -758,3 +758,37 @@ fn stopping_an_app_during_its_reload_ends_the_reload() {
         );
     }
 }
+
+#[test]
+fn start_or_reload_while_a_stop_is_under_way_starts_the_slot_once_it_is_down() {
+    for (request, cluster_mode) in [("start", false), ("reload", false), ("reload", true)] {
+        let mut a = if cluster_mode {
+            cluster("api", 1)
+        } else {
+            app("api")
+        };
+        a.wait_ready = false;
+        let mut w = World::new(vec![a]);
+        let old = w.pid(0).unwrap();
+        w.core.request_stop(1, "api", w.now);
+        w.pump();
+        // The old process has not exited yet when the second request arrives.
+        match request {
+            "start" => w.core.request_start(2, "api", w.now),
+            _ => w.core.request_reload(2, "api", w.now),
+        }
+        w.pump();
+        w.exit(old, ExitKind::Signal(2));
+        let new = w.pid(0);
+        assert!(
+            new.is_some() && new != Some(old),
+            "{request} (cluster {cluster_mode}): the slot did not start again"
+        );
+        let r = replies(&w);
+        assert!(
+            r.iter().any(|(id, ok, _)| *id == 2 && *ok),
+            "{request} (cluster {cluster_mode}): {r:?}"
+        );
+        assert!(!w.core.is_reloading());
+    }
+}
