@@ -11,7 +11,7 @@ use runner::control::client::{self, ClientCommand};
 use runner::control::server::Server;
 use runner::control::socket_path;
 use runner::core::Core;
-use runner::supervisor::{spawn, Mode, Options, Supervisor};
+use runner::supervisor::{spawn, Mode, NotifyAt, Options, Supervisor};
 
 /// Usage and ecosystem-file errors: nothing was started.
 const EXIT_USAGE: u8 = 2;
@@ -173,7 +173,10 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
         }
     };
     // The sd_notify socket lives beside the control socket (same directory, same rules).
-    let notify_path = control.as_ref().map(|c| c.path().with_extension("notify"));
+    let notify = match &control {
+        Some(c) => NotifyAt::Path(c.path().with_extension("notify")),
+        None => NotifyAt::Abstract,
+    };
     start(
         Core::new(eco.apps),
         Options {
@@ -181,7 +184,7 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
             control,
             source,
             listeners,
-            notify_path,
+            notify,
         },
     )
 }
@@ -219,7 +222,7 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &c
         control,
         source: None,
         listeners: Listeners::default(),
-        notify_path: None,
+        notify: NotifyAt::Nowhere,
     };
     let mut core = Core::new(vec![spec]);
     core.set_quiet(true);

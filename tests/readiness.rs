@@ -583,3 +583,75 @@ watchdog = "500ms"
     );
     assert_eq!(env.get("WATCHDOG_PID"), env.get("PID"), "{env:?}");
 }
+
+/// A read-only root as a non-root user: no directory for the control socket, so none,
+/// and the instances' NOTIFY_SOCKET is an abstract socket — `systemd-notify` and the
+/// README's Python lines must still make them online.
+#[test]
+fn wait_ready_works_on_a_read_only_root_without_a_control_socket() {
+    if !have("unshare") || !have("setpriv") || !have("systemd-notify") || !have("python3") {
+        eprintln!("SKIP: needs unshare, setpriv, systemd-notify and python3");
+        return;
+    }
+    if status_field(std::process::id() as i32, "Uid")
+        .and_then(|u| u.split_whitespace().next().map(String::from))
+        != Some("0".into())
+    {
+        eprintln!("SKIP: needs root to remount / read-only in a mount namespace");
+        return;
+    }
+    // Outside /tmp (it is covered below), readable by everyone.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "ro-root-{}-{}",
+        std::process::id(),
+        now_ms()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let py = "import os, socket, time\naddr = os.environ['NOTIFY_SOCKET']\n\
+              if addr.startswith('@'):\n    addr = '\\0' + addr[1:]\n\
+              s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+              s.sendto(b'READY=1', addr)\nprint('py', os.environ['NOTIFY_SOCKET'], flush=True)\n\
+              time.sleep(2)\n";
+    std::fs::write(dir.join("ready.py"), py).unwrap();
+    std::fs::write(
+        dir.join("ecosystem.toml"),
+        "[[apps]]\nname = \"sh\"\nscript = \"sh\"\n\
+         args = [\"-c\", \"systemd-notify --ready && sleep 2\"]\n\
+         wait_ready = true\nlisten_timeout = \"10m\"\nautorestart = false\n\n\
+         [[apps]]\nname = \"py\"\nscript = \"ready.py\"\nwait_ready = true\n\
+         listen_timeout = \"10m\"\nautorestart = false\n",
+    )
+    .unwrap();
+    for f in ["", "ready.py", "ecosystem.toml"] {
+        let p = dir.join(f);
+        let mode = if f.is_empty() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let script = format!(
+        "mount -o remount,bind,ro / && mount -t tmpfs -o ro tmpfs /tmp && \
+         mount -t tmpfs -o ro tmpfs /run && \
+         exec setpriv --reuid=65534 --regid=65534 --clear-groups \
+         env -u XDG_RUNTIME_DIR -u RUNNER_SOCKET {} {}",
+        RUNNER,
+        dir.join("ecosystem.toml").display()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let mut p = Proc::spawn(cmd);
+    // Both finish on their own once online: runner then exits 0. A missing socket would
+    // leave them launching for ten minutes instead.
+    let code = p.code(Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, 0, "{}", p.dump());
+    let err = p.stderr();
+    assert!(err.contains("no control socket"), "{}", p.dump());
+    for app in ["sh", "py"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains(&format!("{app}[0]: pid")) && l.ends_with("online")),
+            "{app} never came online\n{}",
+            p.dump()
+        );
+    }
+    assert!(p.stdout().contains("py @runner-notify-"), "{}", p.dump());
+}

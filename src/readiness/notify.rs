@@ -43,6 +43,44 @@ impl NotifySocket {
     /// `path` (a stale file there is removed first), mode 0666 so apps running under
     /// other uids can send, with `SO_PASSCRED` on.
     pub fn bind(path: &Path) -> io::Result<NotifySocket> {
+        let fd = Self::socket()?;
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let addr = UnixAddr::new(path)?;
+        bind(fd.as_raw_fd(), &addr)?;
+        let sock = Self::with(fd, path.to_path_buf());
+        // On error `sock` is dropped, which unlinks the path again.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+        Ok(sock)
+    }
+
+    /// Binds in the abstract namespace, for when no directory is writable (a read-only
+    /// root without the control socket): `NOTIFY_SOCKET` is then `@name`, which
+    /// libsystemd, `systemd-notify` and the sd_notify libraries accept. Nothing to unlink.
+    pub fn bind_abstract(name: &str) -> io::Result<NotifySocket> {
+        let fd = Self::socket()?;
+        let addr = UnixAddr::new_abstract(name.as_bytes())?;
+        bind(fd.as_raw_fd(), &addr)?;
+        Ok(Self::with(fd, PathBuf::from(format!("@{name}"))))
+    }
+
+    fn is_abstract(&self) -> bool {
+        self.path.as_os_str().as_encoded_bytes().first() == Some(&b'@')
+    }
+
+    fn with(fd: OwnedFd, path: PathBuf) -> NotifySocket {
+        NotifySocket {
+            fd,
+            path,
+            buf: vec![0u8; MAX_DATAGRAM],
+            cmsg: nix::cmsg_space!(UnixCredentials, [RawFd; SCM_MAX_FD]),
+        }
+    }
+
+    fn socket() -> io::Result<OwnedFd> {
         let fd = socket(
             AddressFamily::Unix,
             SockType::Datagram,
@@ -51,22 +89,7 @@ impl NotifySocket {
         )?;
         // Set before bind so no datagram can arrive without credentials.
         setsockopt(&fd, sockopt::PassCred, &true)?;
-        match std::fs::remove_file(path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let addr = UnixAddr::new(path)?;
-        bind(fd.as_raw_fd(), &addr)?;
-        let sock = NotifySocket {
-            fd,
-            path: path.to_path_buf(),
-            buf: vec![0u8; MAX_DATAGRAM],
-            cmsg: nix::cmsg_space!(UnixCredentials, [RawFd; SCM_MAX_FD]),
-        };
-        // On error `sock` is dropped, which unlinks the path again.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-        Ok(sock)
+        Ok(fd)
     }
 
     pub fn path(&self) -> &Path {
@@ -183,7 +206,9 @@ impl mio::event::Source for NotifySocket {
 
 impl Drop for NotifySocket {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.is_abstract() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -64,8 +64,19 @@ pub struct Options {
     pub source: Option<(PathBuf, LoadOptions)>,
     /// Listening sockets of cluster apps, bound before anything starts.
     pub listeners: Listeners,
-    /// Where to bind the sd_notify socket for the instances (None: no NOTIFY_SOCKET).
-    pub notify_path: Option<PathBuf>,
+    /// Where to bind the sd_notify socket for the instances.
+    pub notify: NotifyAt,
+}
+
+/// Where the instances' sd_notify socket is bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyAt {
+    /// No socket, no `NOTIFY_SOCKET` (single-program mode, as tini).
+    Nowhere,
+    /// A path (beside the control socket).
+    Path(PathBuf),
+    /// The abstract namespace: no directory is writable.
+    Abstract,
 }
 
 /// Everything the loop owns.
@@ -126,7 +137,7 @@ impl Supervisor {
                 control = None;
             }
         }
-        let ready = ready::Readiness::new(poll.registry(), opts.notify_path.as_deref());
+        let ready = ready::Readiness::new(poll.registry(), &opts.notify);
         Ok(Supervisor {
             core,
             mode,

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::path::Path;
 
 use mio::{Interest, Registry, Token};
 
@@ -14,6 +13,7 @@ use crate::core::Core;
 use crate::procfs;
 use crate::readiness::node_ipc::{self, NodeChannel};
 use crate::readiness::notify::NotifySocket;
+use crate::supervisor::NotifyAt;
 
 /// The sd_notify socket's token.
 pub const NOTIFY: Token = Token(1);
@@ -41,16 +41,29 @@ pub struct Readiness {
 
 impl Readiness {
     /// Binds the sd_notify socket at `path` (None: apps get no NOTIFY_SOCKET).
-    pub fn new(registry: &Registry, path: Option<&Path>) -> Readiness {
+    pub fn new(registry: &Registry, at: &NotifyAt) -> Readiness {
         let mut r = Readiness::default();
-        if let Some(path) = path {
-            match NotifySocket::bind(path) {
-                Ok(mut sock) => match registry.register(&mut sock, NOTIFY, Interest::READABLE) {
-                    Ok(()) => r.notify = Some(sock),
-                    Err(e) => log::warn!("cannot watch the sd_notify socket: {e}"),
-                },
-                Err(e) => log::warn!("no sd_notify socket at {}: {e}", path.display()),
-            }
+        let bound = match at {
+            NotifyAt::Nowhere => return r,
+            NotifyAt::Path(path) => NotifySocket::bind(path)
+                .map_err(|e| format!("no sd_notify socket at {}: {e}", path.display())),
+            // No control socket, so no directory to put this one in: the abstract
+            // namespace needs none.
+            NotifyAt::Abstract => NotifySocket::bind_abstract(&format!(
+                "runner-notify-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos())
+            ))
+            .map_err(|e| format!("no sd_notify socket: {e}")),
+        };
+        match bound {
+            Ok(mut sock) => match registry.register(&mut sock, NOTIFY, Interest::READABLE) {
+                Ok(()) => r.notify = Some(sock),
+                Err(e) => log::warn!("cannot watch the sd_notify socket: {e}"),
+            },
+            Err(e) => log::warn!("{e}"),
         }
         r
     }
