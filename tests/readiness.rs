@@ -600,7 +600,8 @@ fn wait_ready_works_on_a_read_only_root_without_a_control_socket() {
         eprintln!("SKIP: needs root to remount / read-only in a mount namespace");
         return;
     }
-    // Outside /tmp (it is covered below), readable by everyone.
+    // Readable by everyone; / , /tmp and /run become read-only below, not hidden (the
+    // checkout itself may live under /tmp).
     let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "ro-root-{}-{}",
         std::process::id(),
@@ -628,8 +629,9 @@ fn wait_ready_works_on_a_read_only_root_without_a_control_socket() {
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
     }
     let script = format!(
-        "mount -o remount,bind,ro / && mount -t tmpfs -o ro tmpfs /tmp && \
-         mount -t tmpfs -o ro tmpfs /run && \
+        "mount -o remount,bind,ro / && \
+         mount --bind /tmp /tmp && mount -o remount,bind,ro /tmp && \
+         mount --bind /run /run && mount -o remount,bind,ro /run && \
          exec setpriv --reuid=65534 --regid=65534 --clear-groups \
          env -u XDG_RUNTIME_DIR -u RUNNER_SOCKET {} {}",
         RUNNER,
