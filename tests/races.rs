@@ -92,11 +92,7 @@ fn two_actions_close_together_always_end_and_runner_still_stops() {
         }
         let what = format!("{first:?} then {second:?}");
         for (args, c) in &mut clients {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while !c.has_exited() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if !c.has_exited() {
+            if !poll_until(Duration::from_secs(30), || c.has_exited()) {
                 problems.push(format!(
                     "{what}: `runner {}` never answered",
                     args.join(" ")
@@ -110,11 +106,7 @@ fn two_actions_close_together_always_end_and_runner_still_stops() {
             r.signal("TERM");
         }
         let pids: Vec<i32> = children(r.pid()).iter().map(|c| c.pid).collect();
-        let end = std::time::Instant::now() + Duration::from_secs(30);
-        while !r.has_exited() && std::time::Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if !r.has_exited() {
+        if !poll_until(Duration::from_secs(30), || r.has_exited()) {
             let rows = try_list(&d);
             problems.push(format!(
                 "{what}: runner did not exit after SIGTERM; list: {rows:?}"

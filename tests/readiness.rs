@@ -593,10 +593,7 @@ fn wait_ready_works_on_a_read_only_root_without_a_control_socket() {
         eprintln!("SKIP: needs unshare, setpriv, systemd-notify and python3");
         return;
     }
-    if status_field(std::process::id() as i32, "Uid")
-        .and_then(|u| u.split_whitespace().next().map(String::from))
-        != Some("0".into())
-    {
+    if !is_root() {
         eprintln!("SKIP: needs root to remount / read-only in a mount namespace");
         return;
     }

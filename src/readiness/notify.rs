@@ -34,6 +34,8 @@ const SCM_MAX_FD: usize = 253;
 pub struct NotifySocket {
     fd: OwnedFd,
     path: PathBuf,
+    /// A file in the filesystem (not an abstract name): removed again on drop.
+    unlink_on_drop: bool,
     buf: Vec<u8>,
     cmsg: Vec<u8>,
 }
@@ -51,7 +53,7 @@ impl NotifySocket {
         }
         let addr = UnixAddr::new(path)?;
         bind(fd.as_raw_fd(), &addr)?;
-        let sock = Self::with(fd, path.to_path_buf());
+        let sock = Self::with(fd, path.to_path_buf(), true);
         // On error `sock` is dropped, which unlinks the path again.
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
         Ok(sock)
@@ -64,17 +66,14 @@ impl NotifySocket {
         let fd = Self::socket()?;
         let addr = UnixAddr::new_abstract(name.as_bytes())?;
         bind(fd.as_raw_fd(), &addr)?;
-        Ok(Self::with(fd, PathBuf::from(format!("@{name}"))))
+        Ok(Self::with(fd, PathBuf::from(format!("@{name}")), false))
     }
 
-    fn is_abstract(&self) -> bool {
-        self.path.as_os_str().as_encoded_bytes().first() == Some(&b'@')
-    }
-
-    fn with(fd: OwnedFd, path: PathBuf) -> NotifySocket {
+    fn with(fd: OwnedFd, path: PathBuf, unlink_on_drop: bool) -> NotifySocket {
         NotifySocket {
             fd,
             path,
+            unlink_on_drop,
             buf: vec![0u8; MAX_DATAGRAM],
             cmsg: nix::cmsg_space!(UnixCredentials, [RawFd; SCM_MAX_FD]),
         }
@@ -206,7 +205,7 @@ impl mio::event::Source for NotifySocket {
 
 impl Drop for NotifySocket {
     fn drop(&mut self) {
-        if !self.is_abstract() {
+        if self.unlink_on_drop {
             let _ = std::fs::remove_file(&self.path);
         }
     }
