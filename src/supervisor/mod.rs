@@ -9,6 +9,7 @@ mod ready;
 mod signals;
 pub mod spawn;
 mod systemd;
+pub mod tokens;
 mod tree;
 
 use std::collections::{HashMap, HashSet};
@@ -30,11 +31,7 @@ use crate::core::{Action, Core, ExitKind, RequestId, Role, SpawnFailure};
 use spawn::{SpawnRequest, Stdin};
 use tree::Trees;
 
-const SIGNALS: Token = Token(0);
-/// The control server uses this token and the ones above it (up to 1040).
-const CONTROL: Token = Token(16);
-/// `ready_check` probe sockets use this token and every one above it.
-const PROBES: Token = Token(1 << 40);
+use tokens::{Band, SIGNALS};
 
 /// How runner treats the signals it receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +129,7 @@ impl Supervisor {
         let foreground_tty = mode == Mode::Single && owns_terminal_foreground();
         let mut control = opts.control;
         if let Some(server) = control.as_mut() {
-            if let Err(e) = server.register(poll.registry(), CONTROL) {
+            if let Err(e) = server.register(poll.registry(), Band::Control.token(0)) {
                 log::error!("cannot serve the control socket: {e}");
                 control = None;
             }
@@ -154,7 +151,7 @@ impl Supervisor {
             metrics: metrics::Metrics::default(),
             next_memory_check: None,
             listeners: opts.listeners,
-            probes: probes::Probes::new(PROBES),
+            probes: probes::Probes::new(),
             ready,
             systemd: systemd::Systemd::from_env(Instant::now()),
             output: output::Output::default(),

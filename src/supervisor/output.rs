@@ -12,9 +12,8 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::AppSpec;
 use crate::logs::{self, Decor, Dest, Pump, Sinks, Stream};
+use crate::supervisor::tokens::Band;
 
-/// Instance output pipes use tokens from here up (below the probes' range).
-const STREAMS: usize = 3_000_000;
 /// While output waits for a slow reader, retry this often.
 const RETRY: Duration = Duration::from_millis(50);
 
@@ -89,8 +88,8 @@ impl Output {
     /// Starts reading the pipes of a process that was spawned with `prepared`.
     pub fn attach(&mut self, registry: &Registry, pid: i32, prepared: Prepared) {
         for stream in prepared.streams {
-            let token = Token(STREAMS + self.next);
-            self.next += 1;
+            let token = Band::Output.token(self.next as u64);
+            self.next = self.next.wrapping_add(1);
             let fd: RawFd = stream.fd();
             if let Err(e) = registry.register(&mut SourceFd(&fd), token, Interest::READABLE) {
                 log::warn!("cannot watch the output of pid {pid}: {e}");

@@ -15,6 +15,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::config::ReadyCheck;
+use crate::supervisor::tokens::Band;
 
 /// Between two attempts of a failing probe.
 pub const RETRY_EVERY: Duration = Duration::from_millis(250);
@@ -55,22 +56,20 @@ pub struct ExecRequest {
 #[derive(Debug)]
 pub struct Probes {
     probes: HashMap<i32, Probe>,
-    /// Tokens for probe sockets: `base`, `base+1`, ...
-    base: usize,
-    next_token: usize,
+    /// Number of the next probe socket's token in [`Band::Probes`].
+    next_token: u64,
 }
 
 impl Probes {
-    pub fn new(base: Token) -> Probes {
+    pub fn new() -> Probes {
         Probes {
             probes: HashMap::new(),
-            base: base.0,
-            next_token: base.0,
+            next_token: 0,
         }
     }
 
     pub fn owns(&self, token: Token) -> bool {
-        token.0 >= self.base
+        matches!(Band::of(token), Some((Band::Probes, _)))
     }
 
     /// Keeps exactly one probe per launching instance: adds new ones, drops the rest.
@@ -116,8 +115,8 @@ impl Probes {
                         command: cmd.clone(),
                     }),
                     ReadyCheck::Tcp { host, port } | ReadyCheck::Http { host, port, .. } => {
-                        let token = Token(self.next_token);
-                        self.next_token = self.next_token.wrapping_add(1).max(self.base);
+                        let token = Band::Probes.token(self.next_token);
+                        self.next_token = self.next_token.wrapping_add(1);
                         probe.state = match connect(registry, host, *port, token) {
                             Some(stream) => State::Connecting {
                                 stream,
@@ -331,7 +330,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut poll = mio::Poll::new().unwrap();
-        let mut probes = Probes::new(Token(100));
+        let mut probes = Probes::new();
         let check = ReadyCheck::Tcp {
             host: "127.0.0.1".into(),
             port,
@@ -358,7 +357,7 @@ mod tests {
             }
         });
         let mut poll = mio::Poll::new().unwrap();
-        let mut probes = Probes::new(Token(100));
+        let mut probes = Probes::new();
         let check = ReadyCheck::Http {
             host: "127.0.0.1".into(),
             port,

@@ -15,10 +15,7 @@ use crate::readiness::node_ipc::{self, NodeChannel};
 use crate::readiness::notify::NotifySocket;
 use crate::supervisor::NotifyAt;
 
-/// The sd_notify socket's token.
-pub const NOTIFY: Token = Token(1);
-/// Node IPC channels use tokens from here up (below the probes' range).
-const CHANNELS: usize = 2_000_000;
+use crate::supervisor::tokens::{Band, NOTIFY};
 /// How far up the parent chain a sender may be from its instance's main process.
 const MAX_DEPTH: usize = 64;
 
@@ -95,8 +92,8 @@ impl Readiness {
 
     /// Starts reading a node instance's channel.
     pub fn attach(&mut self, registry: &Registry, pid: i32, mut channel: NodeChannel) {
-        let token = Token(CHANNELS + self.next);
-        self.next += 1;
+        let token = Band::NodeIpc.token(self.next as u64);
+        self.next = self.next.wrapping_add(1);
         if let Err(e) = registry.register(&mut channel, token, Interest::READABLE) {
             log::warn!("cannot watch the Node IPC channel of pid {pid}: {e}");
             return;
