@@ -167,6 +167,8 @@ fn second_sigterm_during_the_stop_kills_at_once() {
         "runner waits for kill_timeout: {}",
         p.dump()
     );
+    // A copy within a second is the same request (see tests/progress.rs); this is a new one.
+    std::thread::sleep(Duration::from_millis(1500));
     p.signal("TERM");
     let code = p.code(Duration::from_secs(20));
     assert!(
@@ -194,6 +196,7 @@ fn sigint_after_sigterm_also_forces_the_stop() {
     wait_for("the graceful signal to arrive", DEADLINE, || {
         count(&d, "rec", "SIGINT") == 1
     });
+    std::thread::sleep(Duration::from_millis(1500));
     p.signal("INT");
     p.wait(Duration::from_secs(20));
     assert!(!alive(pid));

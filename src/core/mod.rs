@@ -83,6 +83,10 @@ pub struct SpawnFailure {
 pub const RESOURCE_BACKOFF: Duration = Duration::from_secs(1);
 pub const RESOURCE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
+/// Stop signals closer together than this are one request delivered twice (to runner's
+/// pid and to its process group), not an operator asking a second time.
+pub const STOP_REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
 /// A graceful stop in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stopping {
@@ -239,6 +243,8 @@ pub struct Core {
     /// tini-style use: the one program's start and end are its own business, so they
     /// are logged at debug level (tini and dumb-init print nothing either).
     quiet: bool,
+    /// When the latest SIGTERM/SIGINT/SIGQUIT arrived.
+    last_stop_signal: Option<Instant>,
 }
 
 impl Core {
@@ -256,6 +262,7 @@ impl Core {
             waiters: Vec::new(),
             next_slot_id: 0,
             quiet: false,
+            last_stop_signal: None,
         };
         for spec in specs {
             core.add_app(spec);
@@ -610,25 +617,30 @@ impl Core {
                 .filter(|p| p.alive() && p.online_since.is_none() && p.stopping.is_none())
                 .and_then(|p| p.ready_deadline)
                 .is_some_and(|d| d <= now);
+            // Only an instance that waits for readiness has a ready deadline, and during a
+            // reload a new process that is not ready in time fails the reload (SPEC 5).
+            let index = slot.index;
+            let not_ready = || {
+                format!(
+                    "{}[{index}]: the new process was not ready within listen_timeout ({})",
+                    spec.name,
+                    human(spec.listen_timeout)
+                )
+            };
             if next_timed_out {
-                if spec.wait_ready {
-                    let msg = format!(
-                        "{}[{}]: the new process was not ready within listen_timeout ({})",
-                        spec.name,
-                        slot.index,
-                        human(spec.listen_timeout)
-                    );
-                    self.reload_failed(&spec.name, msg, now);
-                } else if let Some(pid) = slot.next.as_ref().map(|p| p.pid) {
-                    self.became_online_pid(id, pid, now);
-                }
+                let msg = not_ready();
+                self.reload_failed(&spec.name, msg, now);
                 continue;
             }
             if timed_out {
+                // Fork mode replaces in place: there is no old process to fall back on,
+                // so the new one keeps running (counted online, as outside a reload)
+                // while the reload stops there and reports the failure.
+                let msg = not_ready();
+                self.reload_slot_failed(&spec.name, id, msg, now);
                 log::warn!(
-                    "{}[{}]: not ready after listen_timeout ({}); counting it as online",
+                    "{}[{index}]: not ready after listen_timeout ({}); counting it as online",
                     spec.name,
-                    slot.index,
                     human(spec.listen_timeout)
                 );
                 self.became_online(id, now);
@@ -669,8 +681,31 @@ impl Core {
         best
     }
 
-    /// SIGTERM/SIGINT/SIGQUIT to runner: stop everything, dependents first. A second call
-    /// with `force` kills what is left at once.
+    /// SIGTERM, SIGINT or SIGQUIT reached runner. The first stops everything gracefully; a
+    /// later one, during that stop, kills what is left at once. Copies of one request that
+    /// arrive within [`STOP_REPEAT_WINDOW`] of each other count once: `timeout`, `kill 0`
+    /// and shells signal runner's pid and then its process group, and that one operator
+    /// action must not SIGKILL a draining database.
+    pub fn stop_signal(&mut self, signal: Signal, now: Instant) {
+        let repeated = self
+            .last_stop_signal
+            .is_some_and(|at| now.saturating_duration_since(at) < STOP_REPEAT_WINDOW);
+        self.last_stop_signal = Some(now);
+        if repeated {
+            log::debug!(
+                "received {} again within {}: the same stop request",
+                signal.as_str(),
+                human(STOP_REPEAT_WINDOW)
+            );
+            return;
+        }
+        log::info!("received {}", signal.as_str());
+        let force = self.shutting_down;
+        self.shutdown(force, now);
+    }
+
+    /// Stop everything, dependents first. A second call with `force` kills what is left
+    /// at once.
     pub fn shutdown(&mut self, force: bool, now: Instant) {
         if force && self.shutting_down {
             log::warn!("second stop request: killing every remaining process");

@@ -190,6 +190,48 @@ fn a_second_stop_request_kills_at_once() {
 }
 
 #[test]
+fn one_stop_signal_delivered_twice_within_the_window_is_one_graceful_stop() {
+    let mut w = World::new(vec![app("web")]);
+    let pid = w.pid(0).unwrap();
+    w.core.stop_signal(Signal::SIGTERM, w.now);
+    w.pump();
+    w.now += Duration::from_millis(5);
+    w.core.stop_signal(Signal::SIGTERM, w.now);
+    w.pump();
+    assert!(!w.log.contains(&Action::Kill { pid, tree: true }));
+    assert_eq!(w.count(|a| matches!(a, Action::Stop { .. })), 1);
+    // Later, the operator asks again: that one escalates.
+    w.now += STOP_REPEAT_WINDOW * 2;
+    w.core.stop_signal(Signal::SIGTERM, w.now);
+    w.pump();
+    assert!(w.log.contains(&Action::Kill { pid, tree: true }));
+}
+
+#[test]
+fn a_fork_reload_whose_probe_never_passes_fails_and_keeps_the_new_process() {
+    let mut a = app("web");
+    a.ready_check = Some(crate::config::ReadyCheck::Exec("true".into()));
+    a.listen_timeout = Duration::from_secs(3);
+    let mut w = World::new(vec![a]);
+    let old = w.pid(0).unwrap();
+    w.core.ready(old, w.now);
+    w.pump();
+    w.core.request_reload(7, "web", w.now);
+    w.pump();
+    w.exit(old, ExitKind::Signal(2));
+    let new = w.pid(0).unwrap();
+    assert_ne!(old, new);
+    w.advance(Duration::from_secs(4));
+    let failed = w.log.iter().any(|a| {
+        matches!(a, Action::Reply { request: 7, ok: false, message }
+            if message.contains("not ready within listen_timeout"))
+    });
+    assert!(failed, "{:?}", w.log);
+    assert_eq!(w.pid(0), Some(new));
+    assert_eq!(w.status(0), Status::Online);
+}
+
+#[test]
 fn dependents_start_after_and_stop_before_their_dependencies() {
     let mut db = app("db");
     db.wait_ready = true;

@@ -163,12 +163,17 @@ impl Supervisor {
         let mut events = Events::with_capacity(64);
         self.core.start(Instant::now());
         loop {
+            // Everything that arms a timer or a probe runs after the actions and before
+            // the timeout is computed: a probe or deadline that only a later wake-up would
+            // set up is a stall (a ready_check that waited for a client to connect).
             if let Some(code) = self.perform_actions() {
                 self.sweep_orphans();
                 self.output
                     .finish(self.poll.registry(), Duration::from_secs(2));
                 return code;
             }
+            self.run_probes();
+            self.tell_systemd();
             let timeout = self.timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -216,14 +221,17 @@ impl Supervisor {
             if self.core.next_deadline().is_some_and(|d| d <= now) {
                 self.core.tick(now);
             }
-            self.run_probes();
-            if self.systemd.active() {
-                let (online, summary) = self.core.all_online();
-                let reloading = self.core.is_reloading();
-                let stopping = self.core.is_shutting_down();
-                self.systemd
-                    .update(online, &summary, reloading, stopping, Instant::now());
-            }
+        }
+    }
+
+    /// Tells systemd (when runner runs under it) what changed.
+    fn tell_systemd(&mut self) {
+        if self.systemd.active() {
+            let (online, summary) = self.core.all_online();
+            let reloading = self.core.is_reloading();
+            let stopping = self.core.is_shutting_down();
+            self.systemd
+                .update(online, &summary, reloading, stopping, Instant::now());
         }
     }
 
@@ -425,6 +433,8 @@ impl Supervisor {
         let trees = (!self.watched.is_empty()).then(|| now + TREE_RECHECK);
         let stalled = self.control.as_ref().is_some_and(|c| c.accept_stalled());
         let accept = stalled.then(|| now + TREE_RECHECK);
+        // Node IPC channels that stopped reading early have more to give right away.
+        let unread = self.ready.more.then_some(now);
         [
             self.core.next_deadline(),
             memory,
@@ -433,6 +443,7 @@ impl Supervisor {
             self.probes.next_deadline(),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
+            unread,
         ]
         .into_iter()
         .flatten()
@@ -454,9 +465,7 @@ impl Supervisor {
                 (_, Signal::SIGCHLD) => {}
                 (Mode::Single, s) => self.core.forward(s),
                 (Mode::Ecosystem { .. }, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
-                    let force = self.core.is_shutting_down();
-                    log::info!("received {}", signal.as_str());
-                    self.core.shutdown(force, Instant::now());
+                    self.core.stop_signal(signal, Instant::now())
                 }
                 (
                     Mode::Ecosystem {
