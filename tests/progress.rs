@@ -206,3 +206,47 @@ kill_timeout = 60000
     r.code(Duration::from_secs(20));
     assert!(r.stderr().contains("second stop request"), "{}", r.dump());
 }
+
+#[test]
+fn restart_delay_watchdog_and_kill_deadlines_fire_without_any_client() {
+    let d = TestDir::new("deadlines");
+    d.ecosystem(&format!(
+        r#"
+[[apps]]
+name = "delayed"
+script = "{stamp}"
+args = ["{starts}", "1"]
+restart_delay = 500
+min_uptime = 0
+
+[[apps]]
+name = "silent-watchdog"
+script = "/bin/sh"
+args = ["-c", "echo $$ >> {wd}; exec sleep 1000"]
+watchdog = 500
+
+[[apps]]
+name = "stubborn"
+script = "/bin/sh"
+args = ["-c", "trap '' INT TERM; echo up > {up}; while :; do sleep 1000 & wait $!; done"]
+kill_timeout = 1000
+"#,
+        up = d.p("stubborn.up"),
+        stamp = app("stamp.sh"),
+        starts = d.p("starts"),
+        wd = d.p("watchdog"),
+    ));
+    let mut r = runner_in_own_group(&d);
+    // Restarts after restart_delay, and watchdog misses, each need a deadline to fire.
+    wait_for("three delayed restarts", Duration::from_secs(20), || {
+        d.lines("starts").len() >= 3
+    });
+    wait_for("a watchdog restart", Duration::from_secs(20), || {
+        d.lines("watchdog").len() >= 2
+    });
+    // An app that ignores its kill_signal is SIGKILLed at kill_timeout.
+    d.wait_file("stubborn.up");
+    r.signal("TERM");
+    r.code(Duration::from_secs(20));
+    assert!(r.stderr().contains("sending SIGKILL"), "{}", r.dump());
+}
