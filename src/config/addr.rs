@@ -48,6 +48,18 @@ pub fn parse_listen(s: &str, dir: &Path) -> Result<ListenAddr, String> {
     Ok(ListenAddr::Tcp(SocketAddr::new(ip, p)))
 }
 
+/// Parses `[runner] metrics`: a TCP address to serve `GET /metrics` on, written as a
+/// `listen` entry is ("127.0.0.1:9100", "[::1]:9100", "localhost:9100", "9100").
+pub fn parse_metrics(s: &str) -> Result<SocketAddr, String> {
+    match parse_listen(s, Path::new("/"))? {
+        ListenAddr::Tcp(a) if a.port() != 0 => Ok(a),
+        ListenAddr::Tcp(_) => Err(format!("`{s}`: the metrics port must not be 0")),
+        ListenAddr::Unix(_) => Err(format!(
+            "`{s}`: metrics are served over TCP, like \"127.0.0.1:9100\""
+        )),
+    }
+}
+
 /// "host:port" or "[v6]:port" → (host without brackets, port text).
 fn split_host_port(s: &str) -> Option<(&str, &str)> {
     if let Some(rest) = s.strip_prefix('[') {
@@ -100,6 +112,35 @@ pub fn parse_ready_check(s: &str) -> Result<ReadyCheck, String> {
         ));
     }
     Err(format!("`{s}` is not a valid probe: {expected}"))
+}
+
+/// The address a `tcp://` or `http://` probe connects to, resolved now (at load time) so
+/// that no check waits for a resolver inside the event loop. `localhost` is 127.0.0.1, as
+/// in `listen`; a name with IPv4 and IPv6 addresses uses the first IPv4 one, which is what
+/// an app listening on `0.0.0.0` accepts. None for `exec:`.
+pub fn resolve_probe(probe: &ReadyCheck) -> Result<Option<SocketAddr>, String> {
+    let (host, port) = match probe {
+        ReadyCheck::Tcp { host, port } | ReadyCheck::Http { host, port, .. } => (host, *port),
+        ReadyCheck::Exec(_) => return Ok(None),
+    };
+    if host == "localhost" {
+        return Ok(Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Some(SocketAddr::new(ip, port)));
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .map(Some)
+        .ok_or_else(|| format!("`{host}` has no address"))
 }
 
 fn host_port(s: &str, default_port: Option<u16>) -> Option<(String, u16)> {

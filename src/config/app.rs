@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
-use super::addr::{parse_listen, parse_ready_check};
+use super::addr::{parse_listen, parse_ready_check, resolve_probe};
 use super::dotenv;
 use super::error::Diagnostic;
 use super::keys::{self, AppKey};
-use super::model::{AppSpec, ExecMode};
+use super::model::{self as m, AppSpec, ExecMode, HealthCheck};
 use super::program::{self, ProgramError};
 use super::suggest::did_you_mean;
 use super::units::parse_signal;
@@ -300,6 +300,9 @@ pub(crate) fn build(
         // 0 disables, as systemd's WatchdogSec=0 does.
         spec.watchdog = (!d.is_zero()).then_some(d);
     }
+
+    // Liveness.
+    spec.health_check = health_check(ctx, get);
 
     // Dependencies (checked across apps by the caller).
     let mut deps = Vec::new();
@@ -661,5 +664,62 @@ fn log_path(ctx: &mut Ctx, key: &str, v: &Val) -> Option<PathBuf> {
             None
         }
         _ => Some(p),
+    }
+}
+
+/// `health_check` with `health_interval`, `health_timeout` and `health_failures`; the
+/// timing keys without a check are reported, as they would silently do nothing.
+fn health_check<'v, 'i: 'v>(
+    ctx: &mut Ctx,
+    get: impl Fn(&str) -> Option<&'v Val<'i>>,
+) -> Option<HealthCheck> {
+    let mut check = HealthCheck {
+        probe: m::ReadyCheck::Exec(String::new()),
+        addr: None,
+        interval: m::HEALTH_INTERVAL,
+        timeout: m::HEALTH_TIMEOUT,
+        failures: m::HEALTH_FAILURES,
+    };
+    let positive = |ctx: &mut Ctx, key: &str, v: &Val| -> Option<std::time::Duration> {
+        let d = ctx.duration(key, v)?;
+        if d.is_zero() {
+            ctx.error(&v.span(), format!("`{key}` must be longer than 0"));
+            return None;
+        }
+        Some(d)
+    };
+    if let Some(v) = get("health_interval") {
+        check.interval = positive(ctx, "health_interval", v).unwrap_or(check.interval);
+    }
+    if let Some(v) = get("health_timeout") {
+        check.timeout = positive(ctx, "health_timeout", v).unwrap_or(check.timeout);
+    }
+    if let Some(v) = get("health_failures") {
+        if let Some(n) = ctx.int_in("health_failures", v, 1, 1_000_000) {
+            check.failures = n as u32;
+        }
+    }
+    let Some(v) = get("health_check") else {
+        for key in ["health_interval", "health_timeout", "health_failures"] {
+            if let Some(v) = get(key) {
+                ctx.error(
+                    &v.span(),
+                    format!("`{key}` needs a `health_check` in the same app"),
+                );
+            }
+        }
+        return None;
+    };
+    let s = ctx.nonempty("health_check", v)?;
+    match parse_ready_check(&s).and_then(|p| resolve_probe(&p).map(|a| (p, a))) {
+        Ok((probe, addr)) => {
+            check.probe = probe;
+            check.addr = addr;
+            Some(check)
+        }
+        Err(e) => {
+            ctx.error(&v.span(), format!("`health_check`: {e}"));
+            None
+        }
     }
 }

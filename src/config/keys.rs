@@ -23,6 +23,10 @@ pub const APP_KEYS: &[&str] = &[
     "depends_on",
     "critical",
     "watchdog",
+    "health_check",
+    "health_interval",
+    "health_timeout",
+    "health_failures",
     "kill_signal",
     "kill_timeout",
     "treekill",
@@ -95,7 +99,7 @@ pub const PM2_TOP_LEVEL: &[&str] = &["deploy"];
 pub const TOP_KEYS: &[&str] = &["runner", "apps"];
 
 /// Keys of the `[runner]` table.
-pub const RUNNER_KEYS: &[&str] = &["socket", "on_sighup"];
+pub const RUNNER_KEYS: &[&str] = &["socket", "on_sighup", "metrics"];
 
 /// What a key of an app table is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -206,6 +206,14 @@ fn runner_settings(ctx: &mut Ctx, v: &Val) -> RunnerSettings {
                 ),
                 None => {}
             },
+            "metrics" => {
+                if let Some(text) = ctx.nonempty("metrics", v) {
+                    match addr::parse_metrics(&text) {
+                        Ok(a) => settings.metrics = Some(a),
+                        Err(e) => ctx.error(&v.span(), format!("`metrics`: {e}")),
+                    }
+                }
+            }
             _ => {
                 let hint = did_you_mean(key, keys::RUNNER_KEYS.iter().copied());
                 ctx.error(&k.span(), format!("unknown key `{key}` in [runner]{hint}"));

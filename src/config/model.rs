@@ -16,6 +16,8 @@ pub struct RunnerSettings {
     /// Control socket path from the file; `--socket` and `RUNNER_SOCKET` win over it.
     pub socket: Option<PathBuf>,
     pub on_sighup: OnSighup,
+    /// `metrics = "ADDR:PORT"`: where to serve Prometheus' `GET /metrics` (off when None).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -73,6 +75,49 @@ pub enum ReadyCheck {
     Exec(String),
 }
 
+impl std::fmt::Display for ReadyCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bracket = |h: &str| {
+            if h.contains(':') {
+                format!("[{h}]")
+            } else {
+                h.to_string()
+            }
+        };
+        match self {
+            ReadyCheck::Tcp { host, port } => write!(f, "tcp://{}:{port}", bracket(host)),
+            ReadyCheck::Http { host, port, path } => {
+                write!(f, "http://{}:{port}{path}", bracket(host))
+            }
+            ReadyCheck::Exec(c) => write!(f, "exec:{c}"),
+        }
+    }
+}
+
+/// A `health_check` (liveness) probe with its timing. The host of a `tcp://` or
+/// `http://` probe is resolved once, when the file is loaded, so no check ever waits for
+/// a resolver inside the event loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The probe as written (its host is kept for the `Host:` header and messages).
+    pub probe: ReadyCheck,
+    /// Where `tcp://` and `http://` probes connect; None for `exec:`.
+    pub addr: Option<std::net::SocketAddr>,
+    /// From the end of one check to the start of the next (and from online to the first).
+    pub interval: Duration,
+    /// How long one check may take; an `exec:` command still running then is killed.
+    pub timeout: Duration,
+    /// Consecutive failures that restart the instance.
+    pub failures: u32,
+}
+
+/// `health_interval` when not set (process-compose's and Kubernetes' period).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// `health_timeout` when not set.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// `health_failures` when not set (Kubernetes' failureThreshold).
+pub const HEALTH_FAILURES: u32 = 3;
+
 /// A user and group to run an instance as, resolved from names at load time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -109,6 +154,7 @@ pub struct AppSpec {
     pub depends_on: Vec<String>,
     pub critical: bool,
     pub watchdog: Option<Duration>,
+    pub health_check: Option<HealthCheck>,
     pub kill_signal: Signal,
     pub kill_timeout: Duration,
     pub treekill: bool,
@@ -149,6 +195,7 @@ impl AppSpec {
             depends_on: Vec::new(),
             critical: false,
             watchdog: None,
+            health_check: None,
             kill_signal: Signal::SIGINT,
             kill_timeout: Duration::from_millis(1600),
             treekill: true,

@@ -324,6 +324,10 @@ const RUNNER_ONLY: &[&str] = &[
     "depends_on",
     "critical",
     "watchdog",
+    "health_check",
+    "health_interval",
+    "health_timeout",
+    "health_failures",
     "log_prefix",
 ];
 

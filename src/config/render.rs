@@ -23,6 +23,9 @@ pub fn render_check(eco: &Ecosystem) -> String {
     if eco.runner.on_sighup == OnSighup::Reload {
         let _ = writeln!(out, "on_sighup: reload");
     }
+    if let Some(a) = &eco.runner.metrics {
+        let _ = writeln!(out, "metrics: http://{a}/metrics");
+    }
     for app in &eco.apps {
         out.push('\n');
         render_app(&mut out, app);
@@ -95,6 +98,27 @@ fn render_app(out: &mut String, app: &AppSpec) {
     }
     if let Some(w) = app.watchdog {
         row(out, "watchdog", format_duration(w));
+    }
+    if let Some(h) = &app.health_check {
+        let at = match h.addr {
+            Some(a) if !matches!(&h.probe, ReadyCheck::Tcp { host, .. } | ReadyCheck::Http { host, .. } if host.parse::<std::net::IpAddr>().is_ok()) =>
+            {
+                format!(" (at {a})")
+            }
+            _ => String::new(),
+        };
+        row(
+            out,
+            "health_check",
+            format!(
+                "{}{at}, every {}, timeout {}, restart after {} failure{}",
+                h.probe,
+                format_duration(h.interval),
+                format_duration(h.timeout),
+                h.failures,
+                if h.failures == 1 { "" } else { "s" }
+            ),
+        );
     }
     if !app.depends_on.is_empty() {
         row(out, "depends_on", app.depends_on.join(", "));

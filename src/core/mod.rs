@@ -5,6 +5,7 @@
 //! and performs the [`Action`]s it queues. Nothing in here reads a clock, spawns, signals
 //! or waits, so every decision is unit-tested with a fake clock (see `tests.rs`).
 
+mod health;
 mod ops;
 mod policy;
 mod status;
@@ -61,6 +62,16 @@ pub enum Action {
         ok: bool,
         message: String,
     },
+    /// Run the app's `health_check` against this instance; answered with
+    /// [`Core::health_result`]. Never asked again for a pid before that answer.
+    HealthCheck {
+        pid: i32,
+    },
+    /// The check under way for this instance took too long: drop it (an `exec:` command
+    /// is killed with its whole process group). Its result no longer counts.
+    AbortHealthCheck {
+        pid: i32,
+    },
     /// Everything has ended: runner exits with this code.
     Exit(i32),
 }
@@ -110,6 +121,8 @@ pub struct Proc {
     requested: bool,
     /// With `watchdog`: the latest moment for the next `WATCHDOG=1`.
     watchdog_at: Option<Instant>,
+    /// With `health_check`: when it is checked next, and how it fared.
+    health: health::Liveness,
 }
 
 impl Proc {
@@ -129,6 +142,7 @@ impl Proc {
             exited: None,
             requested: false,
             watchdog_at: None,
+            health: health::Liveness::default(),
         }
     }
 
@@ -174,6 +188,8 @@ pub struct Slot {
     pub next: Option<Proc>,
     pub restarts: u32,
     pub last_exit: Option<ExitKind>,
+    /// Failed health checks over the slot's life, for metrics.
+    pub health_failures_total: u64,
     /// The last thing that went wrong, for `list`.
     pub error: Option<String>,
     restart: RestartState,
@@ -222,6 +238,9 @@ pub struct App {
     shutdown_sent: bool,
     /// A reload in progress: one slot at a time.
     reload: Option<ops::ReloadPlan>,
+    /// Reloads asked for (`reload`, `apply`, SIGHUP) that ended, and those that failed.
+    pub reloads: u64,
+    pub reload_failures: u64,
 }
 
 /// The whole supervised world.
@@ -295,6 +314,8 @@ impl Core {
             slots: ids,
             shutdown_sent: false,
             reload: None,
+            reloads: 0,
+            reload_failures: 0,
         });
     }
 
@@ -605,6 +626,10 @@ impl Core {
                 self.stop_slot(id, &spec, AfterStop::Start, now);
                 continue;
             }
+            self.tick_health(id, &spec, now);
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
             let timed_out = slot
                 .proc
                 .as_ref()
@@ -672,6 +697,9 @@ impl Core {
                 }
                 if p.is_running() {
                     consider(p.watchdog_at);
+                }
+                if p.is_online() {
+                    consider(p.health.deadline());
                 }
             }
         }
@@ -837,6 +865,10 @@ impl Core {
             .spec_of(id)
             .is_some_and(|s| s.wait_ready || s.ready_check.is_some());
         let watchdog = self.spec_of(id).and_then(|s| s.watchdog);
+        let liveness = self
+            .spec_of(id)
+            .map(|s| health::Liveness::online(s, now))
+            .unwrap_or_default();
         let Some(slot) = self.slots.get_mut(&id) else {
             return;
         };
@@ -845,6 +877,7 @@ impl Core {
             if p.pid == pid && p.online_since.is_none() && p.alive() && p.stopping.is_none() {
                 p.online_since = Some(now);
                 p.watchdog_at = watchdog.map(|w| now + w);
+                p.health = liveness;
                 changed = true;
                 if waited {
                     log::info!("{}[{}]: pid {pid} online", slot.app, slot.index);
@@ -1103,6 +1136,7 @@ impl Slot {
             next: None,
             restarts: 0,
             last_exit: None,
+            health_failures_total: 0,
             error: None,
             restart: RestartState::default(),
             restart_at: None,

@@ -258,6 +258,13 @@ impl Core {
     /// Restarts one instance gracefully because its tree uses too much memory; in cluster
     /// mode the replacement starts first, as in a reload.
     pub fn memory_exceeded(&mut self, id: SlotId, now: Instant) {
+        self.replace_instance(id, now);
+    }
+
+    /// Restarts one instance gracefully outside any operator request (memory limit,
+    /// failed health checks): a one-slot reload, so it never interleaves with another
+    /// reload of the app, and in cluster mode the replacement starts first.
+    pub(super) fn replace_instance(&mut self, id: SlotId, now: Instant) {
         let Some(name) = self.slots.get(&id).map(|s| s.app.clone()) else {
             return;
         };
@@ -268,7 +275,12 @@ impl Core {
         {
             return;
         }
-        if let Some(slot) = self.slots.get_mut(&id) {
+        // Fork mode counts the restart when the slot starts again (after its stop);
+        // a quiet cluster replacement is counted here, once.
+        let cluster = self
+            .spec_of(id)
+            .is_some_and(|s| s.exec_mode == ExecMode::Cluster);
+        if let Some(slot) = self.slots.get_mut(&id).filter(|_| cluster) {
             slot.restarts += 1;
         }
         self.begin_reload(&name, VecDeque::from([id]), true, now);
@@ -352,6 +364,10 @@ impl Core {
         let Some(plan) = app.reload.take() else {
             return;
         };
+        if !plan.quiet {
+            app.reloads += 1;
+            app.reload_failures += u64::from(plan.error.is_some());
+        }
         if let Some(err) = &plan.error {
             log::error!("{name}: reload failed: {err}");
         } else if !plan.quiet {

@@ -834,3 +834,188 @@ fn start_or_reload_while_a_stop_is_under_way_starts_the_slot_once_it_is_down() {
         assert!(!w.core.is_reloading());
     }
 }
+
+// ----- health_check (liveness) -----
+
+fn checked(name: &str, interval_ms: u64, timeout_ms: u64, failures: u32) -> AppSpec {
+    let mut a = app(name);
+    a.health_check = Some(crate::config::HealthCheck {
+        probe: crate::config::ReadyCheck::Tcp {
+            host: "127.0.0.1".into(),
+            port: 8080,
+        },
+        addr: Some("127.0.0.1:8080".parse().unwrap()),
+        interval: Duration::from_millis(interval_ms),
+        timeout: Duration::from_millis(timeout_ms),
+        failures,
+    });
+    a
+}
+
+impl World {
+    fn checks_of(&self, pid: i32) -> usize {
+        self.count(|a| matches!(a, Action::HealthCheck { pid: p } if *p == pid))
+    }
+
+    fn answer(&mut self, pid: i32, result: Result<(), &str>) {
+        self.core
+            .health_result(pid, result.map_err(str::to_string), self.now);
+        self.pump();
+    }
+}
+
+#[test]
+fn health_checks_start_one_interval_after_online_and_repeat_after_each_answer() {
+    let mut w = World::new(vec![checked("web", 10_000, 5_000, 3)]);
+    let pid = w.pid(0).unwrap();
+    assert_eq!(
+        w.core.next_deadline(),
+        Some(w.now + Duration::from_secs(10))
+    );
+    w.advance(Duration::from_millis(9_999));
+    assert_eq!(w.checks_of(pid), 0);
+    w.advance(Duration::from_millis(1));
+    assert_eq!(w.checks_of(pid), 1);
+    // While it runs, only its timeout is due: never a second check at once.
+    assert_eq!(w.core.next_deadline(), Some(w.now + Duration::from_secs(5)));
+    w.advance(Duration::from_millis(2_000));
+    w.answer(pid, Ok(()));
+    assert_eq!(
+        w.core.next_deadline(),
+        Some(w.now + Duration::from_secs(10))
+    );
+    w.advance(Duration::from_secs(10));
+    assert_eq!(w.checks_of(pid), 2);
+}
+
+#[test]
+fn a_check_in_flight_is_never_started_twice_however_late_its_answer() {
+    let mut w = World::new(vec![checked("web", 1_000, 5_000, 3)]);
+    let pid = w.pid(0).unwrap();
+    w.advance(Duration::from_secs(1));
+    for _ in 0..4 {
+        w.advance(Duration::from_secs(1));
+    }
+    assert_eq!(w.checks_of(pid), 1);
+}
+
+#[test]
+fn consecutive_health_failures_restart_a_fork_instance_once_and_count_it() {
+    let mut w = World::new(vec![checked("web", 1_000, 500, 3)]);
+    let pid = w.pid(0).unwrap();
+    for n in 1..=3 {
+        w.advance(Duration::from_secs(1));
+        assert_eq!(w.checks_of(pid), n);
+        assert!(
+            !w.log.iter().any(|a| matches!(a, Action::Stop { .. })),
+            "not before the threshold"
+        );
+        w.answer(pid, Err("connection refused"));
+    }
+    assert_eq!(
+        w.count(|a| matches!(a, Action::Stop { pid: p, .. } if *p == pid)),
+        1
+    );
+    assert_eq!(w.core.slot(0).unwrap().health_failures_total, 3);
+    w.exit(pid, ExitKind::Signal(2));
+    let new = w.pid(0).unwrap();
+    assert_ne!(new, pid);
+    assert_eq!(w.core.slot(0).unwrap().restarts, 1);
+    // The new process is checked afresh, one interval after it is online.
+    w.advance(Duration::from_secs(1));
+    assert_eq!(w.checks_of(new), 1);
+}
+
+#[test]
+fn a_success_between_failures_resets_the_count() {
+    let mut w = World::new(vec![checked("web", 1_000, 500, 2)]);
+    let pid = w.pid(0).unwrap();
+    for result in [
+        Err("refused"),
+        Ok(()),
+        Err("refused"),
+        Ok(()),
+        Err("refused"),
+    ] {
+        w.advance(Duration::from_secs(1));
+        w.answer(pid, result);
+    }
+    assert_eq!(w.count(|a| matches!(a, Action::Stop { .. })), 0);
+    assert_eq!(w.core.slot(0).unwrap().health_failures_total, 3);
+}
+
+#[test]
+fn a_check_past_its_timeout_is_aborted_and_counts_as_a_failure() {
+    let mut w = World::new(vec![checked("web", 1_000, 500, 2)]);
+    let pid = w.pid(0).unwrap();
+    w.advance(Duration::from_secs(1));
+    w.advance(Duration::from_millis(499));
+    assert_eq!(w.count(|a| matches!(a, Action::AbortHealthCheck { .. })), 0);
+    w.advance(Duration::from_millis(1));
+    assert_eq!(
+        w.count(|a| matches!(a, Action::AbortHealthCheck { pid: p } if *p == pid)),
+        1
+    );
+    assert_eq!(w.core.slot(0).unwrap().health_failures_total, 1);
+    // A late answer of the aborted check does not count.
+    w.answer(pid, Ok(()));
+    w.advance(Duration::from_secs(1));
+    w.advance(Duration::from_millis(500));
+    assert_eq!(
+        w.count(|a| matches!(a, Action::Stop { pid: p, .. } if *p == pid)),
+        1
+    );
+}
+
+#[test]
+fn health_failures_in_cluster_mode_start_the_replacement_before_stopping_the_old() {
+    let mut spec = checked("api", 1_000, 500, 1);
+    spec.exec_mode = crate::config::ExecMode::Cluster;
+    spec.wait_ready = true;
+    let mut w = World::new(vec![spec]);
+    let old = w.pid(0).unwrap();
+    w.core.ready(old, w.now);
+    w.pump();
+    w.advance(Duration::from_secs(1));
+    w.answer(old, Err("answered `HTTP/1.1 500`"));
+    let new = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
+    w.core.ready(new, w.now);
+    w.pump();
+    assert_eq!(
+        w.count(|a| matches!(a, Action::Stop { pid, .. } if *pid == old)),
+        1
+    );
+    assert_eq!(w.core.slot(0).unwrap().restarts, 1);
+    assert_eq!(w.pid(0), Some(new));
+}
+
+#[test]
+fn no_health_deadline_without_a_check_or_before_online() {
+    let w = World::new(vec![app("plain")]);
+    assert_eq!(w.core.next_deadline(), None);
+    let mut spec = checked("slow", 1_000, 500, 1);
+    spec.wait_ready = true;
+    spec.listen_timeout = Duration::from_secs(60);
+    let mut w = World::new(vec![spec]);
+    let pid = w.pid(0).unwrap();
+    assert_eq!(
+        w.core.next_deadline(),
+        Some(w.now + Duration::from_secs(60))
+    );
+    w.advance(Duration::from_secs(5));
+    assert_eq!(w.checks_of(pid), 0);
+}
+
+#[test]
+fn a_memory_restart_in_fork_mode_counts_one_restart() {
+    let mut a = app("web");
+    a.max_memory_restart = Some(1);
+    let mut w = World::new(vec![a]);
+    let pid = w.pid(0).unwrap();
+    w.core.memory_exceeded(0, w.now);
+    w.pump();
+    w.exit(pid, ExitKind::Signal(2));
+    assert_ne!(w.pid(0), Some(pid));
+    assert_eq!(w.core.slot(0).unwrap().restarts, 1);
+}

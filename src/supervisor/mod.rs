@@ -2,6 +2,7 @@
 //! exits and deadlines into core events, and performs the actions the core queues.
 
 mod env;
+mod health;
 mod metrics;
 mod output;
 mod probes;
@@ -96,6 +97,7 @@ pub struct Supervisor {
     next_memory_check: Option<Instant>,
     listeners: Listeners,
     probes: probes::Probes,
+    health: health::HealthChecks,
     ready: ready::Readiness,
     systemd: systemd::Systemd,
     output: output::Output,
@@ -152,6 +154,7 @@ impl Supervisor {
             next_memory_check: None,
             listeners: opts.listeners,
             probes: probes::Probes::new(),
+            health: health::HealthChecks::default(),
             ready,
             systemd: systemd::Systemd::from_env(Instant::now()),
             output: output::Output::default(),
@@ -194,6 +197,10 @@ impl Supervisor {
                         .ready
                         .handle(self.poll.registry(), Some(token), &self.core);
                     self.apply_said(said);
+                } else if self.health.owns(token) {
+                    if let Some((pid, outcome)) = self.health.ready(self.poll.registry(), token) {
+                        self.core.health_result(pid, outcome, Instant::now());
+                    }
                 } else if self.probes.owns(token) {
                     if let Some(pid) =
                         self.probes
@@ -285,7 +292,21 @@ impl Supervisor {
     /// Runs an `exec:` probe with the instance's cwd and environment, through the same
     /// spawner (and so the same reaper) as the instances.
     fn spawn_probe_command(&mut self, instance_pid: i32, command: &str) -> Option<i32> {
-        let (slot, spec) = self.core.owner(instance_pid)?;
+        match self.spawn_check_command(instance_pid, command) {
+            Ok(pid) => Some(pid),
+            Err(e) => {
+                log::warn!("cannot run ready_check command: {e}");
+                None
+            }
+        }
+    }
+
+    /// Runs a check's `exec:` command as the instance would run (cwd, environment, user)
+    /// in a process group of its own, through the one spawner and reaper.
+    fn spawn_check_command(&mut self, instance_pid: i32, command: &str) -> Result<i32, String> {
+        let Some((slot, spec)) = self.core.owner(instance_pid) else {
+            return Err(format!("pid {instance_pid} is no instance"));
+        };
         let argv = vec!["sh".to_string(), "-c".to_string(), command.to_string()];
         let req = SpawnRequest {
             program: std::path::Path::new("/bin/sh"),
@@ -300,12 +321,41 @@ impl Supervisor {
             pid_vars: Vec::new(),
             foreground_tty: false,
         };
-        match spawn::spawn(req) {
-            Ok(pid) => Some(pid),
-            Err(e) => {
-                log::warn!("{}: cannot run ready_check command: {e}", spec.name);
-                None
-            }
+        let name = spec.name.clone();
+        spawn::spawn(req).map_err(|e| format!("{name}: {e}"))
+    }
+
+    /// Performs `Action::HealthCheck`: starts the app's check against `pid`.
+    fn start_health_check(&mut self, pid: i32) {
+        let now = Instant::now();
+        let Some(check) = self
+            .core
+            .owner(pid)
+            .and_then(|(_, spec)| spec.health_check.clone())
+        else {
+            return;
+        };
+        let failed = match (&check.probe, check.addr) {
+            (crate::config::ReadyCheck::Exec(cmd), _) => match self.spawn_check_command(pid, cmd) {
+                Ok(cmd_pid) => {
+                    self.health.running(pid, cmd_pid);
+                    None
+                }
+                Err(e) => Some(Err(format!("cannot run the command: {e}"))),
+            },
+            (probe, Some(addr)) => self.health.connect(self.poll.registry(), pid, probe, addr),
+            (_, None) => Some(Err("no address to connect to".to_string())),
+        };
+        if let Some(outcome) = failed {
+            self.core.health_result(pid, outcome, now);
+        }
+    }
+
+    /// Drops the check of `instance`; an `exec:` command is killed with its whole tree.
+    fn abort_health_check(&mut self, instance: i32) {
+        if let Some(cmd) = self.health.abort(self.poll.registry(), instance) {
+            // Unreaped, so its group is still ours to signal.
+            self.trees.signal(cmd, Signal::SIGKILL, true);
         }
     }
 
@@ -509,6 +559,14 @@ impl Supervisor {
     }
 
     fn child_exited(&mut self, pid: i32, exit: ExitKind) {
+        if let Some(ended) = self.health.command_exited(pid, exit) {
+            self.trees.main_reaped(pid);
+            self.trees.forget(pid);
+            if let Some((instance, outcome)) = ended {
+                self.core.health_result(instance, outcome, Instant::now());
+            }
+            return;
+        }
         if let Some(proved) =
             self.probes
                 .command_exited(pid, exit == ExitKind::Code(0), Instant::now())
@@ -580,7 +638,17 @@ impl Supervisor {
                         self.reply_now(conn, reply);
                     }
                 }
+                Action::HealthCheck { pid } => self.start_health_check(pid),
+                Action::AbortHealthCheck { pid } => self.abort_health_check(pid),
                 Action::Exit(code) => return Some(code),
+            }
+        }
+        // Checks of instances that stopped or were replaced meanwhile are dropped.
+        if !self.health.is_empty() {
+            for instance in self.health.instances() {
+                if !self.core.health_awaited(instance) {
+                    self.abort_health_check(instance);
+                }
             }
         }
         None

@@ -269,7 +269,7 @@ fn advance(check: &ReadyCheck, state: &mut State) -> Outcome {
 }
 
 /// `HTTP/1.x 2xx ...` on the first line.
-fn http_status_ok(response: &[u8]) -> bool {
+pub(super) fn http_status_ok(response: &[u8]) -> bool {
     let line = response.split(|b| *b == b'\n').next().unwrap_or(&[]);
     let mut parts = line.split(|b| *b == b' ');
     let proto = parts.next().unwrap_or(&[]);
