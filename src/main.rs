@@ -11,6 +11,7 @@ use runner::control::client::{self, ClientCommand};
 use runner::control::server::Server;
 use runner::control::socket_path;
 use runner::core::Core;
+use runner::supervisor::scrape::MetricsServer;
 use runner::supervisor::{spawn, Mode, NotifyAt, Options, Supervisor};
 
 /// Usage and ecosystem-file errors: nothing was started.
@@ -172,6 +173,14 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let metrics = match eco.runner.metrics.map(MetricsServer::bind).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("runner: {e}");
+            eprintln!("runner: nothing was started");
+            return EXIT_USAGE;
+        }
+    };
     // The sd_notify socket lives beside the control socket (same directory, same rules).
     let notify = match &control {
         Some(c) => NotifyAt::Path(c.path().with_extension("notify")),
@@ -185,6 +194,7 @@ fn supervise(file: &std::path::Path, global: &cli::Global) -> u8 {
             source,
             listeners,
             notify,
+            metrics,
         },
     )
 }
@@ -223,6 +233,7 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &c
         source: None,
         listeners: Listeners::default(),
         notify: NotifyAt::Nowhere,
+        metrics: None,
     };
     let mut core = Core::new(vec![spec]);
     core.set_quiet(true);

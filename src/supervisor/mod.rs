@@ -2,11 +2,13 @@
 //! exits and deadlines into core events, and performs the actions the core queues.
 
 mod env;
+mod exposition;
 mod health;
 mod metrics;
 mod output;
 mod probes;
 mod ready;
+pub mod scrape;
 mod signals;
 pub mod spawn;
 mod systemd;
@@ -64,6 +66,8 @@ pub struct Options {
     pub listeners: Listeners,
     /// Where to bind the sd_notify socket for the instances.
     pub notify: NotifyAt,
+    /// The `[runner] metrics` endpoint, already bound.
+    pub metrics: Option<scrape::MetricsServer>,
 }
 
 /// Where the instances' sd_notify socket is bound.
@@ -98,6 +102,7 @@ pub struct Supervisor {
     listeners: Listeners,
     probes: probes::Probes,
     health: health::HealthChecks,
+    scrape: Option<scrape::MetricsServer>,
     ready: ready::Readiness,
     systemd: systemd::Systemd,
     output: output::Output,
@@ -137,6 +142,13 @@ impl Supervisor {
             }
         }
         let ready = ready::Readiness::new(poll.registry(), &opts.notify);
+        let mut scrape = opts.metrics;
+        if let Some(server) = scrape.as_mut() {
+            server
+                .register(poll.registry())
+                .map_err(|e| SetupError(format!("cannot serve metrics: {e}")))?;
+            log::info!("serving metrics on http://{}/metrics", server.addr());
+        }
         Ok(Supervisor {
             core,
             mode,
@@ -155,6 +167,7 @@ impl Supervisor {
             listeners: opts.listeners,
             probes: probes::Probes::new(),
             health: health::HealthChecks::default(),
+            scrape,
             ready,
             systemd: systemd::Systemd::from_env(Instant::now()),
             output: output::Output::default(),
@@ -197,6 +210,8 @@ impl Supervisor {
                         .ready
                         .handle(self.poll.registry(), Some(token), &self.core);
                     self.apply_said(said);
+                } else if self.scrape.as_ref().is_some_and(|s| s.owns(token)) {
+                    self.handle_scrape(token);
                 } else if self.health.owns(token) {
                     if let Some((pid, outcome)) = self.health.ready(self.poll.registry(), token) {
                         self.core.health_result(pid, outcome, Instant::now());
@@ -222,6 +237,15 @@ impl Supervisor {
                 server.retry_accept(self.poll.registry());
             }
             self.output.flush(self.poll.registry());
+            if let Some(server) = self.scrape.as_mut() {
+                let now = Instant::now();
+                if server.next_deadline().is_some_and(|d| d <= now) {
+                    server.expire(self.poll.registry(), now);
+                }
+                if server.more {
+                    server.accept(self.poll.registry(), now);
+                }
+            }
             self.check_memory();
             // Most wake-ups (output, control requests) have nothing due: keep them cheap.
             let now = Instant::now();
@@ -359,6 +383,34 @@ impl Supervisor {
         }
     }
 
+    /// A metrics connection (or the listener) is ready; scrapes are answered at once,
+    /// from one /proc pass each.
+    fn handle_scrape(&mut self, token: Token) {
+        let now = Instant::now();
+        let Some(server) = self.scrape.as_mut() else {
+            return;
+        };
+        let wanting = server.handle(self.poll.registry(), token, now);
+        if wanting.is_empty() {
+            return;
+        }
+        let snap = crate::procfs::Snapshot::take();
+        let usage = self.metrics.measure(&self.core, &snap);
+        let own = crate::procfs::read(std::process::id() as i32);
+        let own_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+        let sample = exposition::Sample {
+            usage: &usage,
+            own_rss: own.map_or(0, |p| p.rss_bytes),
+            own_fds,
+        };
+        let body = exposition::render(&self.core, &sample, now);
+        if let Some(server) = self.scrape.as_mut() {
+            for n in wanting {
+                server.answer_metrics(self.poll.registry(), n, &body);
+            }
+        }
+    }
+
     fn handle_control(&mut self, token: Token) {
         let Some(server) = self.control.as_mut() else {
             return;
@@ -491,6 +543,8 @@ impl Supervisor {
             trees,
             accept,
             self.probes.next_deadline(),
+            self.scrape.as_ref().and_then(|s| s.next_deadline()),
+            self.scrape.as_ref().filter(|s| s.more).map(|_| now),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
             unread,
