@@ -157,6 +157,33 @@ fn every_example_ecosystem_file_passes_check() {
 }
 
 #[test]
+fn kubernetes_example_has_liveness_checks_and_a_scrape_annotation() {
+    let k = examples_dir().join("kubernetes");
+    let deployment = std::fs::read_to_string(k.join("deployment.yaml")).unwrap();
+    let eco = std::fs::read_to_string(k.join("ecosystem.toml")).unwrap();
+    for needle in [
+        "prometheus.io/scrape: \"true\"",
+        "prometheus.io/port: \"9100\"",
+        "livenessProbe:",
+        "path: /metrics",
+        "metrics = \"0.0.0.0:9100\"",
+        "health_check = \"http://127.0.0.1:8080/\"",
+    ] {
+        assert!(deployment.contains(needle), "deployment.yaml lacks {needle}");
+    }
+    // The ConfigMap carries the same file as ecosystem.toml (but for the script path).
+    for line in eco.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        if line.starts_with("script") {
+            continue;
+        }
+        assert!(
+            deployment.contains(&format!("    {line}")),
+            "deployment.yaml's ConfigMap lacks `{line}`"
+        );
+    }
+}
+
+#[test]
 fn bundled_example_serves_one_port_from_both_instances_and_runs_the_worker() {
     let _g = fixed_ports();
     if !ports_free("bundled example", &["127.0.0.1:8080"]) {
