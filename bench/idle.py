@@ -119,13 +119,23 @@ def kill_pids(pids, sig=signal.SIGKILL):
 
 # ---------------------------------------------------------------- tools
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Runner:
-    def __init__(self, binary, tmp, name, limit):
+    def __init__(self, binary, tmp, name, limit, metrics=False):
         self.binary, self.tmp, self.name, self.limit = binary, tmp, name, limit
-        self.dir = os.path.join(tmp, name.replace(" ", "_").replace("=", "-").replace('"', ""))
+        self.dir = os.path.join(tmp, name.replace(" ", "_").replace("=", "-").replace('"', "").replace(",", ""))
         os.makedirs(self.dir)
         self.eco = os.path.join(self.dir, "ecosystem.toml")
         with open(self.eco, "w") as f:
+            if metrics:
+                # Enabled and never scraped: the listener alone must cost no wake-up.
+                f.write(f'[runner]\nmetrics = "127.0.0.1:{free_port()}"\n\n')
             f.write('[[apps]]\nname = "s"\nscript = "sleep"\nargs = "100000"\ninstances = 50\n')
             if limit:
                 f.write('max_memory_restart = "1G"\n')
@@ -353,6 +363,7 @@ def main():
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--build-note", default="")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="", help="measure only the tools whose row name starts with this (e.g. runner)")
     a = ap.parse_args()
 
     sup = shutil.which("supervisord")
@@ -360,6 +371,7 @@ def main():
     tools = [
         ("runner", Runner(a.runner, tmp, "runner", False), False),
         ("runner, max_memory_restart", Runner(a.runner, tmp, "runner limit", True), True),
+        ("runner, metrics (no scrape)", Runner(a.runner, tmp, "runner metrics", False, metrics=True), False),
     ]
     if sup:
         tools.append(("supervisord", Supervisord(sup, tmp), False))
@@ -369,6 +381,8 @@ def main():
         ("PM2, max_memory_restart, PM2_WORKER_INTERVAL=1000",
          PM2(a.pm2, tmp, "pm2 limit 1s", True, worker_interval=1000), True),
     ]
+    if a.only:
+        tools = [t for t in tools if t[0].startswith(a.only)]
     for name, tool, _ in tools:
         tool.name = name
 
@@ -451,6 +465,11 @@ def main():
         w = ref_plain["vol"] + ref_plain["nonvol"]
         rep.add(f"- runner without limits does no periodic work: {w} wake-ups in "
                 f"{ref_plain['dt']:.0f} s: {verdict(w == 0)}.")
+    ref_metrics = res.get("runner, metrics (no scrape)")
+    if ref_metrics:
+        w = ref_metrics["vol"] + ref_metrics["nonvol"]
+        rep.add(f"- runner with `[runner] metrics` and no scrape does no periodic work: {w} wake-ups in "
+                f"{ref_metrics['dt']:.0f} s: {verdict(w == 0)}.")
     if ref_limit:
         for n in [n for n, _, _ in tools if not n.startswith("runner") and n in res and n != "PM2"]:
             c = res[n]["cpu_ms"]

@@ -6,6 +6,7 @@
 #   RUNNER_BIN=path     benchmark this runner binary instead of target/release/runner
 #   QUICK=1             10 s windows instead of 60 s (smoke test)
 #   WINDOW=S            measurement window in seconds (default 60, QUICK 10)
+#   ONLY=prefix         measure only the rows whose name starts with prefix (e.g. ONLY=runner)
 #   PM2_DIR=dir         where PM2 is npm-installed (default ~/.cache/runner-bench/pm2)
 set -euo pipefail
 
@@ -76,6 +77,7 @@ if [[ -n ${QUICK:-} ]]; then
     args+=(--quick --settle 2)
 fi
 args+=(--window "$window")
+[[ -n ${ONLY:-} ]] && args+=(--only "$ONLY")
 py=$(command -v /usr/bin/python3 || command -v python3)
 out="$results/idle-${QUICK:+quick-}$(date +%Y-%m-%d_%H%M%S).md"
 "$py" "$here/idle.py" "${args[@]}" >"$work/report.md"

@@ -169,10 +169,16 @@ fn kubernetes_example_has_liveness_checks_and_a_scrape_annotation() {
         "metrics = \"0.0.0.0:9100\"",
         "health_check = \"http://127.0.0.1:8080/\"",
     ] {
-        assert!(deployment.contains(needle), "deployment.yaml lacks {needle}");
+        assert!(
+            deployment.contains(needle),
+            "deployment.yaml lacks {needle}"
+        );
     }
     // The ConfigMap carries the same file as ecosystem.toml (but for the script path).
-    for line in eco.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in eco
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         if line.starts_with("script") {
             continue;
         }
