@@ -2,6 +2,7 @@
 //! correctness. The binary is a thin shell over this library so that tests and fuzz
 //! targets reach the same code.
 
+pub mod as_user;
 pub mod cli;
 pub mod cluster;
 pub mod config;

@@ -165,7 +165,33 @@ pub(crate) fn build(
         }
     }
 
-    spec.env = environment(ctx, get("env_file"), get("env"), &profiles, profile);
+    // Identity (before the environment: env files are read with the app's rights).
+    let uid = get("uid").and_then(|v| id(ctx, "uid", v).map(|i| (i, v.span())));
+    let gid = get("gid").and_then(|v| id(ctx, "gid", v).map(|i| (i, v.span())));
+    if uid.is_some() || gid.is_some() {
+        match users::resolve(uid.as_ref().map(|u| &u.0), gid.as_ref().map(|g| &g.0)) {
+            Ok(c) => spec.credentials = c,
+            Err(CredError::Uid(e)) => {
+                if let Some((_, s)) = &uid {
+                    ctx.error(s, format!("`uid`: {e}"))
+                }
+            }
+            Err(CredError::Gid(e)) => {
+                if let Some((_, s)) = &gid {
+                    ctx.error(s, format!("`gid`: {e}"))
+                }
+            }
+        }
+    }
+
+    spec.env = environment(
+        ctx,
+        get("env_file"),
+        get("env"),
+        &profiles,
+        profile,
+        spec.credentials.as_ref(),
+    );
 
     // Program and argv.
     let script = match get("script") {
@@ -276,6 +302,21 @@ pub(crate) fn build(
                     &v.span(),
                     format!("`increment_var` names `{var}`, whose value `{val}` is not an integer"),
                 ),
+                // The last instance's value must fit: an overflow would otherwise surface
+                // only at spawn time, as a panic or a wrapped value.
+                Some(val)
+                    if val.trim().parse::<i64>().ok().and_then(|b| {
+                        b.checked_add(i64::from(super::model::MAX_INSTANCES))
+                    })
+                    .is_none() =>
+                {
+                    ctx.error(
+                        &v.span(),
+                        format!(
+                            "`increment_var` names `{var}`, whose value `{val}` is too large to add an instance number to"
+                        ),
+                    )
+                }
                 Some(_) => spec.increment_var = Some(var),
             }
         }
@@ -291,7 +332,15 @@ pub(crate) fn build(
     if let Some(v) = get("ready_check") {
         if let Some(s) = ctx.nonempty("ready_check", v) {
             match parse_ready_check(&s) {
-                Ok(r) => spec.ready_check = Some(r),
+                Ok(r) => {
+                    // Resolved here, once: a lookup in the loop could stall PID 1 for
+                    // seconds on every probe attempt.
+                    match resolve_probe(&r) {
+                        Ok(a) => spec.ready_addr = a,
+                        Err(e) => ctx.error(&v.span(), format!("`ready_check`: {e}")),
+                    }
+                    spec.ready_check = Some(r);
+                }
                 Err(e) => ctx.error(&v.span(), format!("`ready_check`: {e}")),
             }
         }
@@ -388,25 +437,6 @@ pub(crate) fn build(
         }
     }
 
-    // Identity.
-    let uid = get("uid").and_then(|v| id(ctx, "uid", v).map(|i| (i, v.span())));
-    let gid = get("gid").and_then(|v| id(ctx, "gid", v).map(|i| (i, v.span())));
-    if uid.is_some() || gid.is_some() {
-        match users::resolve(uid.as_ref().map(|u| &u.0), gid.as_ref().map(|g| &g.0)) {
-            Ok(c) => spec.credentials = c,
-            Err(CredError::Uid(e)) => {
-                if let Some((_, s)) = &uid {
-                    ctx.error(s, format!("`uid`: {e}"))
-                }
-            }
-            Err(CredError::Gid(e)) => {
-                if let Some((_, s)) = &gid {
-                    ctx.error(s, format!("`gid`: {e}"))
-                }
-            }
-        }
-    }
-
     // Output.
     spec.out_file =
         get("out_file").and_then(|v| log_path(ctx, fields_written(&fields, "out_file"), v));
@@ -457,6 +487,7 @@ fn environment(
     env: Option<&Val>,
     profiles: &[(&str, &Val)],
     selected: Option<&str>,
+    creds: Option<&super::model::Credentials>,
 ) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     if let Some(v) = env_file {
@@ -466,7 +497,7 @@ fn environment(
                 continue;
             }
             let path = resolve(&ctx.dir, Path::new(&p));
-            let text = match std::fs::read(&path) {
+            let text = match crate::as_user::read(&path, creds) {
                 Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 Err(e) => {
                     ctx.error(
@@ -570,6 +601,16 @@ fn instances(ctx: &mut Ctx, v: &Val) -> Option<u32> {
         ctx.error(
             &v.span(),
             format!("{expected}, found {n}, which is too large"),
+        );
+        return None;
+    }
+    if n > i64::from(super::model::MAX_INSTANCES) {
+        ctx.error(
+            &v.span(),
+            format!(
+                "`instances` is {n}, more than the limit of {} per app",
+                super::model::MAX_INSTANCES
+            ),
         );
         return None;
     }

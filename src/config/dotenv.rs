@@ -61,12 +61,16 @@ fn entry(s: &str) -> (usize, Result<Option<(String, String)>, String>) {
     let Some(eq) = body.find('=') else {
         return (
             eol,
-            Err(format!("expected KEY=value, found `{}`", line.trim())),
+            // Never the line itself: an env file holds secrets, and errors reach logs.
+            Err("expected KEY=value (the line is not shown: env files hold secrets)".into()),
         );
     };
     let key = body[..eq].trim_end();
     if !valid_key(key) {
-        return (eol, Err(format!("`{key}` is not a valid variable name")));
+        return (
+            eol,
+            Err("the name before `=` is not a valid variable name (letters, digits, `_` and `.`, not starting with a digit; the line is not shown)".into()),
+        );
     }
     // The value is read from `s`, not `line`, so that a quoted value can run past this line.
     let value_at = (body.as_ptr() as usize - s.as_ptr() as usize) + eq + 1;
@@ -91,7 +95,7 @@ fn entry(s: &str) -> (usize, Result<Option<(String, String)>, String>) {
                 return (
                     tail_end,
                     Err(format!(
-                        "`{key}`: unexpected `{tail}` after the closing quote"
+                        "`{key}`: unexpected text after the closing quote (not shown)"
                     )),
                 );
             }
@@ -200,9 +204,26 @@ mod tests {
         let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
         assert_eq!(lines, [2, 3, 4, 6]);
         assert!(errors[0].message.contains("KEY=value"));
-        assert!(errors[1].message.contains("`1X`"));
+        assert!(errors[1].message.contains("not a valid variable name"));
         assert!(errors[2].message.contains("unterminated double quote"));
-        assert!(errors[3].message.contains("junk"));
+        assert!(errors[3].message.contains("after the closing quote"));
+    }
+
+    #[test]
+    fn errors_never_echo_the_files_content() {
+        // An env file may be a secret (or a link to one): what is wrong is said, not shown.
+        let (_, errors) = parse(
+            "root:$6$hash:19000:0:99999:7:::
+SECRET X=hunter2
+A='x' hunter3
+",
+        );
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        for e in &errors {
+            for secret in ["root", "$6$", "hash", "SECRET", "hunter"] {
+                assert!(!e.message.contains(secret), "{e:?}");
+            }
+        }
     }
 
     #[test]

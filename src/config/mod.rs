@@ -24,6 +24,8 @@ mod words;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hardening;
 
 pub use cpus::usable_cpus;
 pub use error::{ConfigError, Diagnostic};

@@ -119,13 +119,21 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HEALTH_FAILURES: u32 = 3;
 
 /// A user and group to run an instance as, resolved from names at load time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Credentials {
     pub uid: u32,
     pub gid: u32,
     /// Supplementary groups of the user (empty when only `gid` was given).
     pub groups: Vec<u32>,
+    /// The user's passwd entry (name, home folder) when `uid` has one: the instance gets
+    /// `USER`, `LOGNAME` and `HOME` from it, as systemd's `User=` does.
+    pub passwd: Option<(String, String)>,
 }
+
+/// The most instances one app may have (`instances`, `runner scale`): far above what a
+/// host runs, low enough that a typo (`scale api 4000000000`) is an error instead of an
+/// allocation that ends in the OOM killer taking PID 1.
+pub const MAX_INSTANCES: u32 = 10_000;
 
 /// One app, fully resolved. `instances` is already a concrete count.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,6 +159,9 @@ pub struct AppSpec {
     pub wait_ready: bool,
     pub listen_timeout: Duration,
     pub ready_check: Option<ReadyCheck>,
+    /// The address of a `tcp://` or `http://` ready_check, resolved once at load time so
+    /// that no DNS lookup ever runs on the event loop.
+    pub ready_addr: Option<std::net::SocketAddr>,
     pub depends_on: Vec<String>,
     pub critical: bool,
     pub watchdog: Option<Duration>,
@@ -192,6 +203,7 @@ impl AppSpec {
             wait_ready: false,
             listen_timeout: Duration::from_millis(3000),
             ready_check: None,
+            ready_addr: None,
             depends_on: Vec::new(),
             critical: false,
             watchdog: None,

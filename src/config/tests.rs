@@ -837,7 +837,7 @@ fn check_output_shows_the_resolved_app() {
 #[test]
 fn no_input_makes_the_loader_panic() {
     let d = dir();
-    let sample = "[runner]\nsocket = \"s\"\non_sighup = \"reload\"\n[[apps]]\nname = \"api\"\nscript = \"server.js\"\nargs = \"a 'b c'\"\ninstances = \"max\"\nlisten = [\"8080\", \"unix:x\"]\nenv = { PORT = 1, A = \"é\" }\nenv_file = [\".env\"]\nenv_p = { X = 1 }\nincrement_var = \"PORT\"\nready_check = \"http://h:1/x\"\ndepends_on = [\"db\"]\nkill_signal = \"TERM\"\nkill_timeout = \"1.5s\"\nmax_memory_restart = \"1G\"\nuid = \"root\"\nstop_exit_codes = [1]\n[[apps]]\nname = \"db\"\nscript = \"sh -c 'x'\"\ndepends_on = [\"api\"]\n";
+    let sample = "[runner]\nsocket = \"s\"\non_sighup = \"reload\"\n[[apps]]\nname = \"api\"\nscript = \"server.js\"\nargs = \"a 'b c'\"\ninstances = \"max\"\nlisten = [\"8080\", \"unix:x\"]\nenv = { PORT = 1, A = \"é\" }\nenv_file = [\".env\"]\nenv_p = { X = 1 }\nincrement_var = \"PORT\"\nready_check = \"http://localhost:1/x\"\ndepends_on = [\"db\"]\nkill_signal = \"TERM\"\nkill_timeout = \"1.5s\"\nmax_memory_restart = \"1G\"\nuid = \"root\"\nstop_exit_codes = [1]\n[[apps]]\nname = \"db\"\nscript = \"sh -c 'x'\"\ndepends_on = [\"api\"]\n";
     d.file(".env", "A=1\nB=\"2\n");
     let opts = LoadOptions {
         profile: Some("p".into()),

@@ -32,8 +32,8 @@ pub enum CredError {
 
 /// Resolves the pair. With a uid, the group defaults to the user's primary group and the
 /// supplementary groups are the user's; a numeric uid with no passwd entry (common in
-/// containers) gets runner's own gid and no supplementary groups. With only a gid, the
-/// user stays runner's own.
+/// containers) gets the gid of the same number (never runner's own, which is 0 as root)
+/// and no supplementary groups. With only a gid, the user stays runner's own.
 pub fn resolve(uid: Option<&Id>, gid: Option<&Id>) -> Result<Option<Credentials>, CredError> {
     if uid.is_none() && gid.is_none() {
         return Ok(None);
@@ -55,12 +55,12 @@ pub fn resolve(uid: Option<&Id>, gid: Option<&Id>) -> Result<Option<Credentials>
         None => None,
         Some(Id::Number(n)) => match User::from_uid(Uid::from_raw(*n)) {
             Ok(u) => u
-                .map(|u| (u.name, u.uid.as_raw(), u.gid.as_raw()))
-                .or(Some((String::new(), *n, getgid().as_raw()))),
+                .map(|u| (u.name, u.uid.as_raw(), u.gid.as_raw(), Some(u.dir)))
+                .or(Some((String::new(), *n, *n, None))),
             Err(e) => return Err(CredError::Uid(format!("cannot look up uid {n}: {e}"))),
         },
         Some(Id::Name(name)) => match User::from_name(name) {
-            Ok(Some(u)) => Some((u.name, u.uid.as_raw(), u.gid.as_raw())),
+            Ok(Some(u)) => Some((u.name, u.uid.as_raw(), u.gid.as_raw(), Some(u.dir))),
             Ok(None) => return Err(CredError::Uid(format!("no user named `{name}`"))),
             Err(e) => return Err(CredError::Uid(format!("cannot look up user `{name}`: {e}"))),
         },
@@ -70,13 +70,15 @@ pub fn resolve(uid: Option<&Id>, gid: Option<&Id>) -> Result<Option<Credentials>
             uid: getuid().as_raw(),
             gid: explicit_gid.unwrap_or_else(|| getgid().as_raw()),
             groups: Vec::new(),
+            passwd: None,
         },
-        Some((name, uid, primary)) => {
+        Some((name, uid, primary, dir)) => {
             let gid = explicit_gid.unwrap_or(primary);
             Credentials {
                 uid,
                 gid,
                 groups: supplementary_groups(&name, gid),
+                passwd: dir.map(|d| (name, d.to_string_lossy().into_owned())),
             }
         }
     }))
@@ -120,6 +122,9 @@ mod tests {
             .unwrap();
         assert_eq!((c.uid, c.gid), (0, 0));
         assert!(c.groups.contains(&0));
+        let (name, home) = c.passwd.unwrap();
+        assert_eq!(name, "root");
+        assert!(!home.is_empty());
     }
 
     #[test]
@@ -136,7 +141,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(c.uid, 3_999_999);
+        // Never runner's own gid (0 as root): the group of the same number.
+        assert_eq!(c.gid, 3_999_999);
         assert!(c.groups.is_empty());
+        assert_eq!(c.passwd, None);
+        let c = resolve(Some(&Id::Number(3_999_999)), Some(&Id::Number(7)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.gid, 7);
         assert!(matches!(
             resolve(Some(&Id::Name("no-such-user-xyz".into())), None),
             Err(CredError::Uid(m)) if m.contains("no user named")

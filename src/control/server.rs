@@ -12,6 +12,7 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry, Token};
@@ -38,6 +39,11 @@ const MAX_SOCKET_PATH: usize = 107;
 /// Requests of one connection awaiting their replies beyond which it is disconnected.
 pub const MAX_IN_FLIGHT: usize = 4096;
 const READ_CHUNK: usize = 16 * 1024;
+/// A connection with no request awaiting its reply and no traffic for this long is closed:
+/// a client holding connections open can't keep `runner status` (often the container's
+/// health check) out. Clients send their request at once; a long operation (a reload) has
+/// a request in flight and is never cut.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The listening control socket and its connections.
 pub struct Server {
@@ -70,6 +76,8 @@ struct Conn {
     read_closed: bool,
     /// Requests handed to the caller and not yet replied to.
     in_flight: usize,
+    /// The last event or reply on this connection, for [`IDLE_TIMEOUT`].
+    last_active: Instant,
 }
 
 impl Conn {
@@ -227,7 +235,10 @@ impl Server {
         }
         let slot = token.0 - base.0 - 1;
         let next = match self.slots.get_mut(slot).and_then(Option::as_mut) {
-            Some(conn) => service(conn, registry, token, &mut requests),
+            Some(conn) => {
+                conn.last_active = Instant::now();
+                service(conn, registry, token, &mut requests)
+            }
             None => return requests, // a stale event for a connection already closed
         };
         if let Next::Close(why) = next {
@@ -249,6 +260,7 @@ impl Server {
         let next = match self.slots.get_mut(slot).and_then(Option::as_mut) {
             Some(c) => {
                 c.in_flight = c.in_flight.saturating_sub(1);
+                c.last_active = Instant::now();
                 queue(c, reply);
                 if c.pending() > MAX_PENDING_OUTPUT {
                     Next::Close("client is not reading its replies")
@@ -308,12 +320,26 @@ impl Server {
                     continue;
                 }
             }
-            let Some(slot) = self.free_slot() else {
-                log::debug!(
-                    "control socket: {} connections open, closing a new one",
-                    self.max_conns
-                );
-                continue;
+            // Full: the connection idle the longest makes room, so a new client (the
+            // health check) is always served while others merely hold connections.
+            let slot = match self.free_slot() {
+                Some(slot) => slot,
+                None => match self.longest_idle() {
+                    Some(old) => {
+                        self.close_quietly(registry, old, "making room for a new client");
+                        match self.free_slot() {
+                            Some(slot) => slot,
+                            None => continue,
+                        }
+                    }
+                    None => {
+                        log::debug!(
+                            "control socket: {} connections busy, closing a new one",
+                            self.max_conns
+                        );
+                        continue;
+                    }
+                },
             };
             let Some(base) = self.base else { return };
             let mut conn = Conn {
@@ -325,6 +351,7 @@ impl Server {
                 writable: false,
                 read_closed: false,
                 in_flight: 0,
+                last_active: Instant::now(),
             };
             let token = Token(base.0 + 1 + slot);
             if let Err(e) = registry.register(&mut conn.stream, token, Interest::READABLE) {
@@ -352,14 +379,59 @@ impl Server {
     }
 
     fn close(&mut self, registry: &Registry, slot: usize, why: &str) {
-        if let Some(mut conn) = self.slots.get_mut(slot).and_then(Option::take) {
-            log::debug!("control: closing connection {}: {why}", conn.id);
-            let _ = registry.deregister(&mut conn.stream);
-            self.by_id.remove(&conn.id);
-            self.free.push(slot);
-            if self.accept_stalled {
-                self.accept_all(registry);
-            }
+        if self.close_quietly(registry, slot, why) && self.accept_stalled {
+            self.accept_all(registry);
+        }
+    }
+
+    /// Closes a connection without retrying stalled accepts (callers inside accept_all).
+    fn close_quietly(&mut self, registry: &Registry, slot: usize, why: &str) -> bool {
+        let Some(mut conn) = self.slots.get_mut(slot).and_then(Option::take) else {
+            return false;
+        };
+        log::debug!("control: closing connection {}: {why}", conn.id);
+        let _ = registry.deregister(&mut conn.stream);
+        self.by_id.remove(&conn.id);
+        self.free.push(slot);
+        true
+    }
+
+    /// The open connection with nothing in flight that has been quiet the longest.
+    fn longest_idle(&self) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .filter(|(_, c)| c.in_flight == 0)
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(i, _)| i)
+    }
+
+    /// When the next idle connection times out; None when none is open (no wake-ups).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|c| c.in_flight == 0)
+            .map(|c| c.last_active + IDLE_TIMEOUT)
+            .min()
+    }
+
+    /// Closes the connections idle for [`IDLE_TIMEOUT`] at `now`.
+    pub fn expire_idle(&mut self, registry: &Registry, now: Instant) {
+        if self.next_deadline().is_none_or(|d| d > now) {
+            return;
+        }
+        let expired: Vec<usize> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
+            .filter(|(_, c)| c.in_flight == 0 && c.last_active + IDLE_TIMEOUT <= now)
+            .map(|(i, _)| i)
+            .collect();
+        for slot in expired {
+            self.close(registry, slot, "idle");
         }
     }
 

@@ -519,6 +519,15 @@ impl Core {
                 Err("scale needs at least 1 instance (use stop to stop an app)".into()),
             );
         }
+        if n > crate::config::MAX_INSTANCES {
+            return self.reply(
+                request,
+                Err(format!(
+                    "scale to {n} instances refused: the limit is {} per app",
+                    crate::config::MAX_INSTANCES
+                )),
+            );
+        }
         let have = self.apps[ai].slots.len() as u32;
         let mut touched = Vec::new();
         let goal;

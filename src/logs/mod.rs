@@ -142,17 +142,33 @@ impl Sinks {
     /// differently (relative/absolute path, a symlink, `/dev/stdout` when that is where
     /// runner's stdout goes) gets the same sink. Errors name the path.
     pub fn get_or_open(&mut self, dest: Dest) -> io::Result<SinkId> {
+        self.get_or_open_as(dest, None)
+    }
+
+    /// [`get_or_open`](Sinks::get_or_open) for an app running with `creds`: when that is
+    /// another user, the file is opened with its rights every time (even when already
+    /// open for another app), so the app never writes where it could not itself, and the
+    /// shared sink reopens after rotation with those rights only.
+    pub fn get_or_open_as(
+        &mut self,
+        dest: Dest,
+        creds: Option<&crate::config::Credentials>,
+    ) -> io::Result<SinkId> {
         let dest = match dest {
             Dest::File(p) => Dest::File(std::path::absolute(&p).unwrap_or(p)),
             d => d,
         };
+        let other_user = crate::as_user::is_other_user(creds);
         if let Some(id) = self.by_dest.get(&dest) {
-            return Ok(*id);
+            if !(other_user && matches!(dest, Dest::File(_))) {
+                return Ok(*id);
+            }
         }
+        let creds = creds.filter(|_| other_user);
         let sink = match &dest {
             Dest::Stdout => Sink::stdio(1, self.cap),
             Dest::Stderr => Sink::stdio(2, self.cap),
-            Dest::File(p) => Sink::file_checked_every(p, self.cap, self.reopen_every)?,
+            Dest::File(p) => Sink::file_as(p, self.cap, self.reopen_every, creds)?,
         };
         let same = sink.identity().and_then(|ident| {
             self.sinks
@@ -162,7 +178,12 @@ impl Sinks {
         });
         let id = match same {
             // The new fd (if runner's own) closes here.
-            Some(id) => id,
+            Some(id) => {
+                if let Some(c) = creds {
+                    self.sinks[id.0].restrict_reopen_to(c);
+                }
+                id
+            }
             None => {
                 self.sinks.push(sink);
                 SinkId(self.sinks.len() - 1)

@@ -47,6 +47,11 @@
 //! (`/dev/stdout`, a FIFO, a terminal, `/dev/null`) is written but never checked or
 //! reopened (supervisord's "Illegal seek" lesson). A FIFO without a reader can't be opened
 //! without blocking: that is an error (`ENXIO`).
+//!
+//! For an app that runs as another user (`uid`), the file is opened — and reopened after
+//! rotation — through [`crate::as_user::open`]: with the app's own file-system rights,
+//! never through a final symbolic link, and only when it is a regular file. A link swapped
+//! in at rotation time is refused with a warning and runner keeps writing to the old file.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -56,6 +61,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Decor;
+use crate::config::Credentials;
 
 /// Bytes a pipe writes atomically (POSIX `PIPE_BUF`; 4096 on Linux).
 pub const PIPE_BUF: usize = libc::PIPE_BUF;
@@ -100,6 +106,8 @@ impl Fd {
 #[derive(Debug)]
 struct Reopen {
     path: PathBuf,
+    /// The identity of an app running as another user: reopened with its rights only.
+    as_user: Option<Credentials>,
     every: Duration,
     last: Instant,
     failed: bool,
@@ -187,7 +195,18 @@ impl Sink {
 
     /// [`Sink::file`] with the rotation check interval given (tests use zero).
     pub fn file_checked_every(path: &Path, cap: usize, every: Duration) -> io::Result<Sink> {
-        let (fd, meta) = open_log(path)?;
+        Sink::file_as(path, cap, every, None)
+    }
+
+    /// [`Sink::file_checked_every`] for an app running with `as_user` (see the module
+    /// documentation): opened and reopened with that user's rights.
+    pub fn file_as(
+        path: &Path,
+        cap: usize,
+        every: Duration,
+        as_user: Option<&Credentials>,
+    ) -> io::Result<Sink> {
+        let (fd, meta) = open_log(path, as_user)?;
         let mode = mode_of(&fd, &meta);
         let identity = Some((meta.dev(), meta.ino()));
         let mut sink = Sink::new(
@@ -200,6 +219,7 @@ impl Sink {
         if meta.file_type().is_file() {
             sink.reopen = Some(Reopen {
                 path: path.to_path_buf(),
+                as_user: as_user.cloned(),
                 every,
                 last: Instant::now(),
                 failed: false,
@@ -227,6 +247,14 @@ impl Sink {
             failing: false,
             dropped: 0,
             exclusive: false,
+        }
+    }
+
+    /// From now on, reopen (after rotation) only with the rights of `creds` too: an app
+    /// running as another user shares this file.
+    pub fn restrict_reopen_to(&mut self, creds: &Credentials) {
+        if let Some(r) = self.reopen.as_mut() {
+            r.as_user.get_or_insert_with(|| creds.clone());
         }
     }
 
@@ -434,7 +462,14 @@ impl Sink {
             return;
         }
         r.last = now;
-        match std::fs::metadata(&r.path) {
+        // For an app running as another user, lstat: a link swapped in for the file is
+        // "another file", whose reopen the no-link rule then refuses.
+        let meta = if r.as_user.is_some() {
+            std::fs::symlink_metadata(&r.path)
+        } else {
+            std::fs::metadata(&r.path)
+        };
+        match meta {
             Ok(m) if Some((m.dev(), m.ino())) == self.identity => return,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -443,7 +478,7 @@ impl Sink {
                 return;
             }
         }
-        match open_log(&r.path) {
+        match open_log(&r.path, r.as_user.as_ref()) {
             Ok((fd, meta)) => {
                 if r.failed {
                     r.failed = false;
@@ -470,16 +505,20 @@ impl Sink {
     }
 }
 
-/// Opens a log path for appending without ever blocking or seeking.
-fn open_log(path: &Path) -> io::Result<(OwnedFd, std::fs::Metadata)> {
-    let file = OpenOptions::new()
-        .append(true)
+/// Opens a log path for appending without ever blocking or seeking; for an app running as
+/// another user, with its rights (see [`crate::as_user`]).
+fn open_log(
+    path: &Path,
+    as_user: Option<&Credentials>,
+) -> io::Result<(OwnedFd, std::fs::Metadata)> {
+    let mut opts = OpenOptions::new();
+    opts.append(true)
         .create(true)
         .mode(0o640)
         // std adds O_CLOEXEC. O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of
         // hanging the loop, and a FIFO/tty write answers EAGAIN; regular files ignore it.
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = crate::as_user::open(path, &mut opts, as_user)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     let meta = file.metadata()?;
     Ok((OwnedFd::from(file), meta))

@@ -235,6 +235,7 @@ impl Supervisor {
             self.recheck_trees();
             if let Some(server) = self.control.as_mut() {
                 server.retry_accept(self.poll.registry());
+                server.expire_idle(self.poll.registry(), Instant::now());
             }
             self.output.flush(self.poll.registry());
             if let Some(server) = self.scrape.as_mut() {
@@ -290,16 +291,16 @@ impl Supervisor {
         let now = Instant::now();
         let mut launching = Vec::new();
         for slot in self.core.slots() {
-            let Some(check) = self
+            let Some((check, addr)) = self
                 .core
                 .spec_of(slot.id)
-                .and_then(|s| s.ready_check.clone())
+                .and_then(|s| s.ready_check.clone().map(|c| (c, s.ready_addr)))
             else {
                 continue;
             };
             for p in [&slot.proc, &slot.next].into_iter().flatten() {
                 if p.is_launching() {
-                    launching.push((p.pid, check.clone()));
+                    launching.push((p.pid, check.clone(), addr));
                 }
             }
         }
@@ -545,6 +546,7 @@ impl Supervisor {
             self.probes.next_deadline(),
             self.scrape.as_ref().and_then(|s| s.next_deadline()),
             self.scrape.as_ref().filter(|s| s.more).map(|_| now),
+            self.control.as_ref().and_then(|c| c.next_deadline()),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
             unread,

@@ -58,11 +58,12 @@ impl Output {
         let sinks = self.sinks.get_or_insert_with(|| Sinks::new(logs::SINK_CAP));
         let out_dest = spec.out_file.clone().map_or(Dest::Stdout, Dest::File);
         let err_dest = spec.error_file.clone().map_or(Dest::Stderr, Dest::File);
+        let creds = spec.credentials.as_ref();
         let out_sink = sinks
-            .get_or_open(out_dest)
+            .get_or_open_as(out_dest, creds)
             .map_err(|e| format!("cannot open out_file: {e}"))?;
         let err_sink = sinks
-            .get_or_open(err_dest)
+            .get_or_open_as(err_dest, creds)
             .map_err(|e| format!("cannot open error_file: {e}"))?;
         // Runner's stdout is ours alone unless an app inherits it or it is also stderr,
         // where runner's own log lines go.

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -43,6 +43,8 @@ enum State {
 #[derive(Debug)]
 struct Probe {
     check: ReadyCheck,
+    /// The address resolved at load time (`AppSpec::ready_addr`).
+    addr: Option<SocketAddr>,
     state: State,
 }
 
@@ -73,21 +75,27 @@ impl Probes {
     }
 
     /// Keeps exactly one probe per launching instance: adds new ones, drops the rest.
-    pub fn sync(&mut self, registry: &Registry, launching: &[(i32, ReadyCheck)], now: Instant) {
+    pub fn sync(
+        &mut self,
+        registry: &Registry,
+        launching: &[(i32, ReadyCheck, Option<SocketAddr>)],
+        now: Instant,
+    ) {
         let stale: Vec<i32> = self
             .probes
             .keys()
             .copied()
-            .filter(|pid| !launching.iter().any(|(p, _)| p == pid))
+            .filter(|pid| !launching.iter().any(|(p, _, _)| p == pid))
             .collect();
         for pid in stale {
             if let Some(mut probe) = self.probes.remove(&pid) {
                 close(registry, &mut probe.state);
             }
         }
-        for (pid, check) in launching {
+        for (pid, check, addr) in launching {
             self.probes.entry(*pid).or_insert_with(|| Probe {
                 check: check.clone(),
+                addr: *addr,
                 state: State::Idle { at: now },
             });
         }
@@ -117,7 +125,7 @@ impl Probes {
                     ReadyCheck::Tcp { host, port } | ReadyCheck::Http { host, port, .. } => {
                         let token = Band::Probes.token(self.next_token);
                         self.next_token = self.next_token.wrapping_add(1);
-                        probe.state = match connect(registry, host, *port, token) {
+                        probe.state = match connect(registry, probe.addr, host, *port, token) {
                             Some(stream) => State::Connecting {
                                 stream,
                                 token,
@@ -277,12 +285,18 @@ pub(super) fn http_status_ok(response: &[u8]) -> bool {
     proto.starts_with(b"HTTP/") && code.len() == 3 && code[0] == b'2'
 }
 
-fn connect(registry: &Registry, host: &str, port: u16, token: Token) -> Option<TcpStream> {
-    let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        // Names are resolved by the system resolver; for the usual `localhost` that is
-        // /etc/hosts and does not block the loop for long.
-        Err(_) => (host, port).to_socket_addrs().ok()?.next()?,
+/// Connects to the address resolved at load time, or to `host` when it is an IP literal;
+/// never looks a name up here (DNS can take seconds and this runs in the loop).
+fn connect(
+    registry: &Registry,
+    resolved: Option<SocketAddr>,
+    host: &str,
+    port: u16,
+    token: Token,
+) -> Option<TcpStream> {
+    let addr: SocketAddr = match resolved {
+        Some(a) => a,
+        None => SocketAddr::new(host.parse::<std::net::IpAddr>().ok()?, port),
     };
     let mut stream = TcpStream::connect(addr).ok()?;
     registry
@@ -291,9 +305,22 @@ fn connect(registry: &Registry, host: &str, port: u16, token: Token) -> Option<T
     Some(stream)
 }
 
+/// Ends an attempt: deregisters a connection, or kills a command that is still running
+/// with its whole process group (the shell and what it started; spawn makes the command a
+/// group leader). The command is not reaped yet (its exit would have moved it out of
+/// `Running`), so its pid, and with it the group id, cannot have been reused.
 fn close(registry: &Registry, state: &mut State) {
-    if let State::Connecting { stream, .. } = state {
-        let _ = registry.deregister(stream);
+    match state {
+        State::Connecting { stream, .. } => {
+            let _ = registry.deregister(stream);
+        }
+        State::Running { pid, .. } if *pid > 0 => {
+            // SAFETY: a plain kill(2) of a process group runner started and has not reaped.
+            unsafe {
+                libc::kill(-*pid, libc::SIGKILL);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -335,7 +362,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
         };
-        probes.sync(poll.registry(), &[(42, check)], Instant::now());
+        probes.sync(poll.registry(), &[(42, check, None)], Instant::now());
         assert!(wait_ready(&mut probes, &mut poll, 42));
     }
 
@@ -363,8 +390,23 @@ mod tests {
             port,
             path: "/health".into(),
         };
-        probes.sync(poll.registry(), &[(7, check)], Instant::now());
+        probes.sync(poll.registry(), &[(7, check, None)], Instant::now());
         assert!(wait_ready(&mut probes, &mut poll, 7));
         let _ = server.join();
+    }
+
+    #[test]
+    fn a_probe_uses_the_address_resolved_at_load_and_never_looks_a_name_up() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut probes = Probes::new();
+        // A name that can't resolve: only the load-time address can make this succeed.
+        let check = ReadyCheck::Tcp {
+            host: "name.invalid".into(),
+            port: addr.port(),
+        };
+        probes.sync(poll.registry(), &[(9, check, Some(addr))], Instant::now());
+        assert!(wait_ready(&mut probes, &mut poll, 9));
     }
 }
