@@ -45,29 +45,37 @@ fn an_env_file_is_read_with_the_apps_rights_and_never_through_a_link() {
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     symlink(&secret, app.join(".env")).unwrap();
     let toml = format!(
-        "[[apps]]\nname = \"a\"\nscript = \"/bin/true\"\ncwd = \"{}\"\nuid = \"65534\"\nenv_file = \".env\"\n",
+        "[[apps]]\nname = \"a\"\nscript = \"/bin/true\"\ncwd = \"{}\"\nuid = \"65534\"\nenv_file = \"{}/.env\"\n",
+        app.display(),
         app.display()
     );
     let e = errors(&d, &toml);
     assert!(e.contains("symbolic link"), "{e}");
     assert!(!e.contains("s3cr3t") && !e.contains("$6$"), "{e}");
     // Named directly, the root-only file is refused with the app's rights.
-    let toml = toml.replace("\".env\"", &format!("\"{}\"", secret.display()));
+    let toml = toml.replace(
+        &format!("\"{}/.env\"", app.display()),
+        &format!("\"{}\"", secret.display()),
+    );
     let e = errors(&d, &toml);
     assert!(e.contains("ermission denied"), "{e}");
     assert!(!e.contains("s3cr3t") && !e.contains("$6$"), "{e}");
     // Without a uid the same link is the operator's own choice and is read.
     let toml = format!(
-        "[[apps]]\nname = \"a\"\nscript = \"/bin/true\"\ncwd = \"{}\"\nenv_file = \".env\"\n",
+        "[[apps]]\nname = \"a\"\nscript = \"/bin/true\"\ncwd = \"{}\"\nenv_file = \"{}/.env\"\n",
+        app.display(),
         app.display()
     );
     let e = errors(&d, &toml);
+    // It was read (its second line is malformed), and no line is shown.
+    assert!(e.contains(".env:2:1: expected KEY=value"), "{e}");
     assert!(!e.contains("s3cr3t") && !e.contains("$6$"), "{e}");
     // A file the app may read is read.
     std::fs::remove_file(app.join(".env")).unwrap();
     std::fs::write(app.join(".env"), "A=1\n").unwrap();
     let toml = format!(
-        "[[apps]]\nname = \"a\"\nscript = \"/bin/true\"\ncwd = \"{}\"\nuid = \"65534\"\nenv_file = \".env\"\n",
+        "[[apps]]\nname = \"a\"\nscript = \"/bin/true\"\ncwd = \"{}\"\nuid = \"65534\"\nenv_file = \"{}/.env\"\n",
+        app.display(),
         app.display()
     );
     let eco = load_str(&toml, &d.join("ecosystem.toml"), &LoadOptions::default()).unwrap();

@@ -60,6 +60,7 @@ pub struct Server {
     euid: u32,
     /// accept failed for want of fds; clients may wait in the backlog.
     accept_stalled: bool,
+    idle_timeout: Duration,
 }
 
 struct Conn {
@@ -76,7 +77,7 @@ struct Conn {
     read_closed: bool,
     /// Requests handed to the caller and not yet replied to.
     in_flight: usize,
-    /// The last event or reply on this connection, for [`IDLE_TIMEOUT`].
+    /// The last event or reply on this connection, for the idle timeout.
     last_active: Instant,
 }
 
@@ -161,6 +162,7 @@ impl Server {
             identity: (meta.dev(), meta.ino()),
             base: None,
             max_conns: DEFAULT_MAX_CONNS,
+            idle_timeout: IDLE_TIMEOUT,
             slots: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
@@ -168,6 +170,11 @@ impl Server {
             euid: nix::unistd::geteuid().as_raw(),
             accept_stalled: false,
         })
+    }
+
+    /// Sets how long an idle connection stays open (default [`IDLE_TIMEOUT`]).
+    pub fn set_idle_timeout(&mut self, timeout: Duration) {
+        self.idle_timeout = timeout;
     }
 
     /// Sets how many connections are served at once (default [`DEFAULT_MAX_CONNS`]); call
@@ -413,7 +420,7 @@ impl Server {
             .iter()
             .flatten()
             .filter(|c| c.in_flight == 0)
-            .map(|c| c.last_active + IDLE_TIMEOUT)
+            .map(|c| c.last_active + self.idle_timeout)
             .min()
     }
 
@@ -427,7 +434,7 @@ impl Server {
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
-            .filter(|(_, c)| c.in_flight == 0 && c.last_active + IDLE_TIMEOUT <= now)
+            .filter(|(_, c)| c.in_flight == 0 && c.last_active + self.idle_timeout <= now)
             .map(|(i, _)| i)
             .collect();
         for slot in expired {
@@ -1040,12 +1047,60 @@ mod tests {
         let a = client(&h.path());
         let b = client(&h.path());
         assert!(h.until(Duration::from_secs(5), |s| s.connections() == 2));
+        // The two hold their connections idle: the one quiet the longest makes room, so
+        // a new client (a health check) is always served.
         let c = client(&h.path());
         h.until(Duration::from_millis(100), |_| false);
         let mut buf = [0u8; 16];
-        assert_eq!((&c).read(&mut buf).unwrap(), 0, "the third is closed");
+        assert_eq!(
+            (&a).read(&mut buf).unwrap(),
+            0,
+            "the oldest idle one is closed"
+        );
         assert_eq!(h.server.connections(), 2);
-        drop((a, b));
+        (&c).write_all(b"{\"cmd\":\"list\"}\n").unwrap();
+        let got = h.requests(1, Duration::from_secs(5));
+        assert_eq!(got.len(), 1, "the new client is served");
+        // With every connection waiting for a reply, a new one is closed instead.
+        (&b).write_all(b"{\"cmd\":\"list\"}\n").unwrap();
+        assert_eq!(h.requests(1, Duration::from_secs(5)).len(), 1);
+        let d = client(&h.path());
+        h.until(Duration::from_millis(100), |_| false);
+        assert_eq!(
+            (&d).read(&mut buf).unwrap(),
+            0,
+            "no idle one to close: the new one goes"
+        );
+        drop((b, c));
+    }
+
+    #[test]
+    fn an_idle_connection_times_out_and_one_awaiting_a_reply_does_not() {
+        let mut h = Harness::new("idle");
+        h.server.set_idle_timeout(Duration::from_millis(200));
+        let idle = client(&h.path());
+        let waiting = client(&h.path());
+        (&waiting).write_all(b"{\"cmd\":\"list\"}\n").unwrap();
+        let got = h.requests(1, Duration::from_secs(5));
+        assert_eq!(got.len(), 1);
+        let deadline = h
+            .server
+            .next_deadline()
+            .expect("a deadline while idle ones are open");
+        assert!(deadline <= Instant::now() + Duration::from_millis(200));
+        let until = Instant::now() + Duration::from_secs(5);
+        while h.server.connections() > 1 && Instant::now() < until {
+            h.until(Duration::from_millis(50), |_| false);
+            h.server.expire_idle(h.poll.registry(), Instant::now());
+        }
+        assert_eq!(h.server.connections(), 1);
+        let mut buf = [0u8; 16];
+        assert_eq!((&idle).read(&mut buf).unwrap(), 0, "the idle one is closed");
+        // Its reply still reaches the client that waited.
+        h.reply(got[0].0, &Reply::ok("done"));
+        let mut line = String::new();
+        BufReader::new(&waiting).read_line(&mut line).unwrap();
+        assert!(line.contains("done"), "{line}");
     }
 
     #[test]

@@ -99,29 +99,47 @@ impl NotifySocket {
         self.fd.as_raw_fd()
     }
 
-    /// Reads every pending datagram (until `EAGAIN`), at most [`MAX_DATAGRAM`] bytes
-    /// each, and returns `(sender pid, message)` pairs. Datagrams without credentials
-    /// (or with pid 0, i.e. from outside our pid namespace) are dropped; fds passed
-    /// along are closed. Never fails: errors are logged and end the drain.
-    pub fn drain(&mut self) -> Vec<(i32, Message)> {
+    /// Reads what is queued, at most `budget` datagrams: a flood can't hold the loop. Each
+    /// datagram comes with its sender's pid and uid (SCM_CREDENTIALS, vouched for by the
+    /// kernel) and the fds it passed, kept open until the caller drops them — a sender
+    /// such as `systemd-notify` waits for its barrier fd to close before it exits, so
+    /// holding them keeps the sender's /proc entry readable while it is attributed.
+    /// Datagrams from a uid `uid_allowed` rejects are dropped here, before anyone reads
+    /// /proc for them. The bool is true when the budget ran out with more maybe queued.
+    pub fn drain_bounded(
+        &mut self,
+        budget: usize,
+        uid_allowed: &dyn Fn(u32) -> bool,
+    ) -> (Vec<Received>, bool) {
         let mut out = Vec::new();
-        loop {
-            match self.recv_one() {
+        for _ in 0..budget {
+            match self.recv_one(uid_allowed) {
                 Ok(Some(item)) => out.push(item),
                 Ok(None) => continue, // dropped datagram
-                Err(Errno::EAGAIN) => break,
+                Err(Errno::EAGAIN) => return (out, false),
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
                     log::warn!("notify socket {}: recvmsg: {e}", self.path.display());
-                    break;
+                    return (out, false);
                 }
             }
         }
-        out
+        (out, true)
     }
 
-    /// Receives one datagram. `Ok(None)`: received but dropped.
-    fn recv_one(&mut self) -> Result<Option<(i32, Message)>, Errno> {
+    /// Every queued datagram's sender pid and message, passed fds closed (tests).
+    pub fn drain(&mut self) -> Vec<(i32, Message)> {
+        let mut all = Vec::new();
+        loop {
+            let (got, more) = self.drain_bounded(1024, &|_| true);
+            all.extend(got.into_iter().map(|r| (r.pid, r.message)));
+            if !more {
+                return all;
+            }
+        }
+    }
+
+    fn recv_one(&mut self, uid_allowed: &dyn Fn(u32) -> bool) -> Result<Option<Received>, Errno> {
         let fd = self.fd.as_raw_fd();
         let mut iov = [IoSliceMut::new(&mut self.buf)];
         let msg = recvmsg::<()>(
@@ -132,17 +150,18 @@ impl NotifySocket {
         )?;
         let bytes = msg.bytes;
         let truncated = msg.flags.contains(MsgFlags::MSG_TRUNC);
-        let mut pid: Option<i32> = None;
+        let mut cred: Option<(i32, u32)> = None;
+        let mut fds = Vec::new();
         match msg.cmsgs() {
             Ok(cmsgs) => {
                 for c in cmsgs {
                     match c {
-                        ControlMessageOwned::ScmCredentials(cred) => pid = Some(cred.pid()),
-                        ControlMessageOwned::ScmRights(fds) => {
-                            for raw in fds {
-                                // SAFETY: the kernel just installed this fd in our table
-                                // for us; nobody else owns it. Dropping closes it.
-                                drop(unsafe { OwnedFd::from_raw_fd(raw) });
+                        ControlMessageOwned::ScmCredentials(c) => cred = Some((c.pid(), c.uid())),
+                        ControlMessageOwned::ScmRights(raw_fds) => {
+                            for raw in raw_fds {
+                                // SAFETY: the kernel just installed these fds for us
+                                // (close-on-exec); nobody else owns them.
+                                fds.push(unsafe { OwnedFd::from_raw_fd(raw) });
                             }
                         }
                         _ => {}
@@ -151,26 +170,41 @@ impl NotifySocket {
             }
             Err(e) => log::debug!("notify socket: control data truncated: {e}"),
         }
-        let pid = match pid {
-            Some(p) if p > 0 => p,
+        let (pid, uid) = match cred {
+            Some((p, u)) if p > 0 => (p, u),
             _ => {
                 log::debug!("notify socket: datagram without sender pid dropped");
                 return Ok(None);
             }
         };
+        if !uid_allowed(uid) {
+            log::debug!("notify socket: datagram from uid {uid}, which runs no instance, dropped");
+            return Ok(None);
+        }
         let mut data = &self.buf[..bytes.min(self.buf.len())];
         if truncated {
             log::debug!(
                 "notify socket: datagram from pid {pid} over {MAX_DATAGRAM} bytes truncated"
             );
-            // Keep only complete lines.
             data = match data.iter().rposition(|&b| b == b'\n') {
                 Some(i) => &data[..i],
                 None => &[],
             };
         }
-        Ok(Some((pid, parse(data))))
+        Ok(Some(Received {
+            pid,
+            message: parse(data),
+            fds,
+        }))
     }
+}
+
+/// One datagram: its sender, its message, and the fds it passed (closed when dropped).
+#[derive(Debug)]
+pub struct Received {
+    pub pid: i32,
+    pub message: Message,
+    pub fds: Vec<OwnedFd>,
 }
 
 impl AsFd for NotifySocket {

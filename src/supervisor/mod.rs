@@ -225,7 +225,7 @@ impl Supervisor {
                     }
                 }
             }
-            if self.ready.more {
+            if self.ready.pending() {
                 let said = self.ready.handle(self.poll.registry(), None, &self.core);
                 self.apply_said(said);
             }
@@ -547,6 +547,8 @@ impl Supervisor {
             self.scrape.as_ref().and_then(|s| s.next_deadline()),
             self.scrape.as_ref().filter(|s| s.more).map(|_| now),
             self.control.as_ref().and_then(|c| c.next_deadline()),
+            // Queued readiness input left for the next turn: come back at once.
+            self.ready.pending().then_some(now),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
             unread,

@@ -34,6 +34,8 @@ pub struct Readiness {
     next: usize,
     /// A channel stopped reading early (read budget): read it again without waiting.
     pub more: bool,
+    /// The notify socket's budget ran out: datagrams may still be queued.
+    notify_more: bool,
 }
 
 impl Readiness {
@@ -104,27 +106,11 @@ impl Readiness {
     /// Reads what arrived on `token` (or, with None, re-reads channels that stopped early).
     pub fn handle(&mut self, registry: &Registry, token: Option<Token>, core: &Core) -> Vec<Said> {
         let mut said = Vec::new();
-        if token == Some(NOTIFY) {
-            if let Some(sock) = self.notify.as_mut() {
-                for (sender, msg) in sock.drain() {
-                    let Some(main) = attribute(sender, core) else {
-                        log::debug!(
-                            "sd_notify message from pid {sender}, which is no instance's; ignored"
-                        );
-                        continue;
-                    };
-                    if msg.ready {
-                        said.push(Said::Ready(main));
-                    }
-                    if let Some(text) = msg.status {
-                        said.push(Said::Status(main, text));
-                    }
-                    if msg.watchdog {
-                        said.push(Said::Watchdog(main));
-                    }
-                }
+        if token == Some(NOTIFY) || (token.is_none() && self.notify_more) {
+            said = self.handle_notify(core);
+            if token.is_some() {
+                return said;
             }
-            return said;
         }
         let tokens: Vec<Token> = match token {
             Some(t) => vec![t],
@@ -157,6 +143,63 @@ impl Readiness {
 }
 
 /// The main process of the instance whose tree `sender` belongs to, following parents.
+impl Readiness {
+    /// Whether a wake-up must come at once: the notify socket's budget ran out, or a Node
+    /// channel holds unread messages.
+    pub fn pending(&self) -> bool {
+        self.more || self.notify_more
+    }
+
+    /// One budget's worth of sd_notify datagrams, attributed while the fds they passed are
+    /// still open (see [`NotifySocket::drain_bounded`]); those close at the end.
+    fn handle_notify(&mut self, core: &Core) -> Vec<Said> {
+        let mut said = Vec::new();
+        let Some(sock) = self.notify.as_mut() else {
+            self.notify_more = false;
+            return said;
+        };
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        let uids: Vec<u32> = core
+            .apps()
+            .iter()
+            .map(|a| a.spec.credentials.as_ref().map_or(euid, |c| c.uid))
+            .collect();
+        // Root may run setuid helpers on an app's behalf; its datagrams are still vouched
+        // for by the kernel and attributed through the tree.
+        let allowed = |uid: u32| uid == 0 || uids.contains(&uid);
+        let (batch, more) = sock.drain_bounded(NOTIFY_BUDGET, &allowed);
+        self.notify_more = more;
+        let mut known: HashMap<i32, Option<i32>> = HashMap::new();
+        for r in &batch {
+            let main = *known.entry(r.pid).or_insert_with(|| attribute(r.pid, core));
+            let Some(main) = main else {
+                log::debug!(
+                    "sd_notify message from pid {}, which is no instance's; ignored",
+                    r.pid
+                );
+                continue;
+            };
+            let msg = &r.message;
+            if msg.ready {
+                said.push(Said::Ready(main));
+            }
+            if let Some(text) = &msg.status {
+                said.push(Said::Status(main, text.clone()));
+            }
+            if msg.watchdog {
+                said.push(Said::Watchdog(main));
+            }
+        }
+        // Only now are passed fds (systemd-notify's barrier) closed, releasing senders.
+        drop(batch);
+        said
+    }
+}
+
+/// Datagrams read from the notify socket per wake-up; more are read on the next turn.
+const NOTIFY_BUDGET: usize = 64;
+
 fn attribute(sender: i32, core: &Core) -> Option<i32> {
     let mut pid = sender;
     for _ in 0..MAX_DEPTH {
