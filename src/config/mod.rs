@@ -9,6 +9,7 @@ pub mod pm2;
 
 mod addr;
 mod app;
+mod bounded;
 mod cpus;
 mod dotenv;
 mod error;

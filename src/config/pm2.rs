@@ -101,6 +101,12 @@ load().then(async (m) => {
 });
 "#;
 
+/// How long `node` may take to evaluate a PM2 file (run, `check`, `import`, `apply`).
+pub const NODE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How much `node` may print (stdout and stderr together) while evaluating a PM2 file.
+pub const NODE_MAX_OUTPUT: usize = 16 << 20;
+
 fn eval_with_node(path: &Path, shown: &str, esm: bool) -> Result<Value, String> {
     // Absolute, because node runs in the file's directory (PM2 users rely on relative
     // `require('./x')` and `path.resolve('...')` inside the config meaning "next to it").
@@ -109,19 +115,34 @@ fn eval_with_node(path: &Path, shown: &str, esm: bool) -> Result<Value, String> 
         return Err(format!("cannot read {shown}: not a file"));
     }
     let dir = abs.parent().unwrap_or_else(|| Path::new("/"));
-    // A blocking `.output()` on a child is only sound because `import`, and the loading
-    // of a PM2 file named on runner's command line, happen before the supervisor starts:
-    // once it runs, it reaps every child with waitpid(-1) and would steal this one's
-    // exit status. Do not call this from the running supervisor (e.g. `runner apply`)
-    // without routing the child through the supervisor's reaper.
-    let output = Command::new("node")
-        .arg("-e")
+    // Waiting for this one child by pid is sound inside the running supervisor too: it
+    // is single-threaded, so its waitpid(-1) can't run meanwhile. The wait is bounded
+    // (NODE_TIME_LIMIT, NODE_MAX_OUTPUT), so a file that never finishes costs `apply` at
+    // most that long instead of freezing PID 1.
+    let mut cmd = Command::new("node");
+    cmd.arg("-e")
         .arg(NODE_EVAL)
         .arg(&abs)
         .arg(if esm { "esm" } else { "cjs" })
         .current_dir(dir)
-        .stdin(Stdio::null())
-        .output();
+        .stdin(Stdio::null());
+    let output = super::bounded::output(cmd, NODE_TIME_LIMIT, NODE_MAX_OUTPUT);
+    let output = match output {
+        Err(super::bounded::Error::TimedOut) => {
+            return Err(format!(
+                "evaluating {shown} with node took longer than {} s and was stopped: a PM2 file must set module.exports at once (a Promise that never settles, a server or a timer keeps node running)",
+                NODE_TIME_LIMIT.as_secs()
+            ))
+        }
+        Err(super::bounded::Error::TooMuchOutput) => {
+            return Err(format!(
+                "evaluating {shown} with node printed more than {} MiB and was stopped",
+                NODE_MAX_OUTPUT >> 20
+            ))
+        }
+        Err(super::bounded::Error::Io(e)) => Err(e),
+        Ok(o) => Ok(o),
+    };
     let output = match output {
         Ok(o) => o,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

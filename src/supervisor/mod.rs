@@ -96,6 +96,9 @@ pub struct Supervisor {
     source: Option<(PathBuf, LoadOptions)>,
     /// Control requests waiting for the core's answer.
     pending: HashMap<RequestId, ConnId>,
+    /// `apply` requests answered by another one read in the same batch (see handle_control).
+    apply_followers: Vec<ConnId>,
+    followers: HashMap<RequestId, Vec<ConnId>>,
     next_request: RequestId,
     metrics: metrics::Metrics,
     next_memory_check: Option<Instant>,
@@ -161,6 +164,8 @@ impl Supervisor {
             control,
             source: opts.source,
             pending: HashMap::new(),
+            apply_followers: Vec::new(),
+            followers: HashMap::new(),
             next_request: 1,
             metrics: metrics::Metrics::default(),
             next_memory_check: None,
@@ -417,9 +422,22 @@ impl Supervisor {
             return;
         };
         let requests = server.handle(self.poll.registry(), token);
-        for (conn, request) in requests {
+        // `apply` requests read together are answered by one load of the file (a PM2 file
+        // runs node each time): a client can't multiply the work by pipelining them. The
+        // first one is performed; the others get its reply.
+        let mut applies = requests
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, r))| matches!(r, Request::Apply));
+        let first_apply = applies.next().map(|(i, _)| i);
+        self.apply_followers = applies.map(|(_, (c, _))| *c).collect();
+        for (i, (conn, request)) in requests.into_iter().enumerate() {
+            if matches!(request, Request::Apply) && Some(i) != first_apply {
+                continue;
+            }
             self.handle_request(conn, request);
         }
+        self.apply_followers.clear();
     }
 
     fn reply_now(&mut self, conn: ConnId, reply: Reply) {
@@ -450,10 +468,11 @@ impl Supervisor {
             }
             Request::Apply => {
                 let Some((path, opts)) = self.source.clone() else {
-                    self.reply_now(
-                        conn,
-                        Reply::error("runner was not started from an ecosystem file"),
-                    );
+                    let reply = Reply::error("runner was not started from an ecosystem file");
+                    for f in std::mem::take(&mut self.apply_followers) {
+                        self.reply_now(f, reply.clone());
+                    }
+                    self.reply_now(conn, reply);
                     return;
                 };
                 match crate::config::load(&path, &opts) {
@@ -462,10 +481,18 @@ impl Supervisor {
                             log::warn!("{w}");
                         }
                         self.pending.insert(id, conn);
+                        let followers = std::mem::take(&mut self.apply_followers);
+                        if !followers.is_empty() {
+                            self.followers.insert(id, followers);
+                        }
                         self.core.apply(id, eco.apps, now);
                     }
                     Err(e) => {
-                        self.reply_now(conn, Reply::error(format!("{e}\nnothing was changed")));
+                        let reply = Reply::error(format!("{e}\nnothing was changed"));
+                        for f in std::mem::take(&mut self.apply_followers) {
+                            self.reply_now(f, reply.clone());
+                        }
+                        self.reply_now(conn, reply);
                     }
                 }
                 return;
@@ -693,6 +720,9 @@ impl Supervisor {
                         } else {
                             Reply::error(message)
                         };
+                        for f in self.followers.remove(&request).unwrap_or_default() {
+                            self.reply_now(f, reply.clone());
+                        }
                         self.reply_now(conn, reply);
                     }
                 }
