@@ -89,3 +89,14 @@ for line in [
 for s in rust_strings(os.path.join(root, "tests", "control.rs")):
     if '"cmd"' in s:
         put("control_request", s.strip())
+
+
+# --- procfs_stat: /proc/PID/stat lines, real and with hostile comms -------------------
+for pid in ["self", "1"]:
+    try:
+        put("procfs_stat", open(f"/proc/{pid}/stat", "rb").read())
+    except OSError:
+        pass
+for comm in [b"a b", b"(x)", b") S 1 2 3", b"x\ny", b"\xff\xfe", b"", b"))((", b"a) R 99 (b"]:
+    put("procfs_stat", b"\0" * 8 + comm)
+    put("procfs_stat", b"42 (" + comm + b") S 1 42 42 0 -1 4194560 0 0 0 0 7 3 0 0 20 0 1 0 1234 1000 5 0 0\n")
