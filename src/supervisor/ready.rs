@@ -1,21 +1,18 @@
-//! The readiness channels of the loop: the sd_notify socket every instance may write to,
-//! and one Node.js IPC channel per node instance. Messages are attributed to an instance
-//! by the sender's pid, which the kernel vouches for (SCM_CREDENTIALS) or which owns the
-//! channel; a sender that is not in an instance's tree changes nothing.
+//! The sd_notify socket every instance may write to (the Node IPC channels, which carry
+//! readiness too, live in [`super::node`]). Messages are attributed to an instance by
+//! the sender's pid, which the kernel vouches for (SCM_CREDENTIALS); a sender that is not
+//! in an instance's tree changes nothing.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
 
 use mio::{Interest, Registry, Token};
 
 use crate::core::Core;
 use crate::procfs;
-use crate::readiness::node_ipc::{self, NodeChannel};
 use crate::readiness::notify::NotifySocket;
 use crate::supervisor::NotifyAt;
 
-use crate::supervisor::tokens::{Band, NOTIFY};
+use crate::supervisor::tokens::NOTIFY;
 /// How far up the parent chain a sender may be from its instance's main process.
 const MAX_DEPTH: usize = 64;
 
@@ -30,10 +27,6 @@ pub enum Said {
 #[derive(Default)]
 pub struct Readiness {
     notify: Option<NotifySocket>,
-    channels: HashMap<Token, (i32, NodeChannel)>,
-    next: usize,
-    /// A channel stopped reading early (read budget): read it again without waiting.
-    pub more: bool,
 }
 
 impl Readiness {
@@ -76,80 +69,29 @@ impl Readiness {
     }
 
     pub fn owns(&self, token: Token) -> bool {
-        token == NOTIFY || self.channels.contains_key(&token)
+        token == NOTIFY
     }
 
-    /// A channel for a node instance: runner's end, and the child's end to pass as an fd.
-    pub fn node_channel() -> Option<(NodeChannel, OwnedFd)> {
-        match NodeChannel::pair() {
-            Ok(pair) => Some(pair),
-            Err(e) => {
-                log::warn!("cannot open a Node IPC channel: {e}");
-                None
-            }
-        }
-    }
-
-    /// Starts reading a node instance's channel.
-    pub fn attach(&mut self, registry: &Registry, pid: i32, mut channel: NodeChannel) {
-        let token = Band::NodeIpc.token(self.next as u64);
-        self.next = self.next.wrapping_add(1);
-        if let Err(e) = registry.register(&mut channel, token, Interest::READABLE) {
-            log::warn!("cannot watch the Node IPC channel of pid {pid}: {e}");
-            return;
-        }
-        self.channels.insert(token, (pid, channel));
-    }
-
-    /// Reads what arrived on `token` (or, with None, re-reads channels that stopped early).
-    pub fn handle(&mut self, registry: &Registry, token: Option<Token>, core: &Core) -> Vec<Said> {
+    /// Reads what arrived on the sd_notify socket.
+    pub fn handle(&mut self, core: &Core) -> Vec<Said> {
         let mut said = Vec::new();
-        if token == Some(NOTIFY) {
-            if let Some(sock) = self.notify.as_mut() {
-                for (sender, msg) in sock.drain() {
-                    let Some(main) = attribute(sender, core) else {
-                        log::debug!(
-                            "sd_notify message from pid {sender}, which is no instance's; ignored"
-                        );
-                        continue;
-                    };
-                    if msg.ready {
-                        said.push(Said::Ready(main));
-                    }
-                    if let Some(text) = msg.status {
-                        said.push(Said::Status(main, text));
-                    }
-                    if msg.watchdog {
-                        said.push(Said::Watchdog(main));
-                    }
+        if let Some(sock) = self.notify.as_mut() {
+            for (sender, msg) in sock.drain() {
+                let Some(main) = attribute(sender, core) else {
+                    log::debug!(
+                        "sd_notify message from pid {sender}, which is no instance's; ignored"
+                    );
+                    continue;
+                };
+                if msg.ready {
+                    said.push(Said::Ready(main));
                 }
-            }
-            return said;
-        }
-        let tokens: Vec<Token> = match token {
-            Some(t) => vec![t],
-            None => self.channels.keys().copied().collect(),
-        };
-        self.more = false;
-        for t in tokens {
-            let Some((pid, channel)) = self.channels.get_mut(&t) else {
-                continue;
-            };
-            let pid = *pid;
-            let (messages, closed) = channel.read();
-            for m in &messages {
-                if node_ipc::is_ready(m) {
-                    said.push(Said::Ready(pid));
-                } else {
-                    log::debug!("pid {pid} sent {m} over its Node IPC channel; ignored");
+                if let Some(text) = msg.status {
+                    said.push(Said::Status(main, text));
                 }
-            }
-            if closed {
-                if let Some((_, mut ch)) = self.channels.remove(&t) {
-                    let _ = registry.deregister(&mut ch);
+                if msg.watchdog {
+                    said.push(Said::Watchdog(main));
                 }
-            } else if channel.has_pending() {
-                self.more = true;
             }
         }
         said
