@@ -33,11 +33,13 @@ pub enum Incoming {
     /// A worker wants its message acknowledged (`exitedAfterDisconnect` before it
     /// disconnects); the value is its `seq`.
     WantsAck(Value),
+    /// A worker's server is listening (Node's `listening` message).
+    Listening,
     /// The worker received the handle runner passed.
     HandleAck,
     /// The worker lost the handle runner passed: send it again.
     HandleNack,
-    /// Anything else (`online`, `listening`, `close`, the app's own messages): nothing
+    /// Anything else (`online`, `close`, the app's own messages): nothing
     /// to answer.
     Other,
 }
@@ -142,6 +144,7 @@ pub fn classify(msg: &Value) -> Incoming {
     match obj.get("act").and_then(Value::as_str) {
         Some("queryServer") => query(obj, seq).map_or(Incoming::Other, Incoming::Query),
         Some("exitedAfterDisconnect") => Incoming::WantsAck(seq),
+        Some("listening") => Incoming::Listening,
         _ => Incoming::Other,
     }
 }
@@ -382,7 +385,6 @@ mod tests {
             json!({"cmd":"NODE_CLUSTER","act":"queryServer"}),
             json!({"cmd":"NODE_CLUSTER","act":"queryServer","seq":"x"}),
             json!({"cmd":"NODE_CLUSTER","act":"online","seq":0}),
-            json!({"cmd":"NODE_CLUSTER","act":"listening","seq":2,"port":1}),
             json!({"cmd":"NODE_CLUSTER","act":"close","seq":3,"key":"k"}),
             json!({"cmd":"NODE_OTHER"}),
         ] {

@@ -219,6 +219,14 @@ fn answer(
             let seq = a.next_seq();
             a.channel.send(&cluster::ack(&of, seq), None);
         }
+        Incoming::Listening if a.worker => {
+            if core
+                .owner(pid)
+                .is_some_and(|(_, spec)| spec.ready_on_listening())
+            {
+                said.push(Said::Ready(pid));
+            }
+        }
         Incoming::Query(q) if a.worker => {
             let Some((slot, spec)) = core.owner(pid) else {
                 log::debug!("pid {pid} asked for a socket but is no instance any more");
