@@ -236,13 +236,10 @@ fn answer(
                 Ok((fd, data)) => (Some(fd), None, data),
                 Err(e) => {
                     log::warn!(
-                        "{}[{}]: cannot listen on {} for pid {pid}: {} ({}); the instance's listen() fails with {}",
+                        "{}[{}]: cannot listen on {} for pid {pid}: {e}; the instance's listen() fails with {e:?}",
                         spec.name,
                         slot.index,
                         q.target,
-                        e.desc(),
-                        e,
-                        e
                     );
                     (None, Some(e), serde_json::Value::Null)
                 }
