@@ -650,6 +650,8 @@ impl Supervisor {
             }
             return;
         }
+        // A stop held back for a disconnecting worker must never signal a reaped pid.
+        self.node.killed(pid);
         let Some((_, spec)) = self.core.owner(pid) else {
             log::debug!("reaped orphan pid {pid} ({exit})");
             return;

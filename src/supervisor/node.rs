@@ -178,7 +178,7 @@ impl NodeChannels {
         true
     }
 
-    /// A SIGKILL went to `pid`: nothing is held back any more.
+    /// A SIGKILL went to `pid`, or it was reaped: nothing is held back any more.
     pub fn killed(&mut self, pid: i32) {
         self.held.remove(&pid);
     }
