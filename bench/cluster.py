@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Measurement driver for bench/cluster.sh: requests/s during reloads, runner vs PM2 cluster.
 
-The same Node.js app (bench/apps/server.js) runs with 2 instances under runner (cluster
-mode: runner binds the port once and passes it as fd 3) and under PM2 (exec_mode 'cluster':
-Node's cluster module, the PM2 daemon accepts and hands connections to the workers), and
-alone as a baseline. wrk loads each for a fixed time while the app is reloaded 3 times
+The same unmodified Node.js app (bench/apps/server.js, plain `listen(PORT)`) runs with 2
+instances under runner (cluster mode, no `listen` key: runner is the Node cluster primary,
+binds the port once and passes it to every worker, the kernel balances) and under PM2
+(exec_mode 'cluster': Node's cluster module, the PM2 daemon accepts and hands connections
+to the workers round-robin), and alone as a baseline. wrk loads each for a fixed time while the app is reloaded 3 times
 (`runner reload api` / `pm2 reload api`), once with keep-alive and once with one connection
 per request. Runs never overlap; the order of the tools rotates between rounds.
 
@@ -234,12 +235,12 @@ class Runner:
             f.write(f"""[[apps]]
 name = "api"
 script = "{APP}"
+exec_mode = "cluster"
 instances = 2
-listen = ["127.0.0.1:{port}"]
 wait_ready = true
 listen_timeout = 10000
 kill_timeout = 5000
-env = {{ STATS_FILE = "{stats}" }}
+env = {{ PORT = "{port}", STATS_FILE = "{stats}" }}
 """)
         self.env = dict(os.environ, RUNNER_SOCKET=os.path.join(d, "runner.sock"))
         self.logf = os.path.join(d, "runner.log")
@@ -553,7 +554,8 @@ def main():
             f"- runner: `{a.runner}` ({cmd_out([a.runner, '--version'])}, tree `{rev}`){a.build_note}",
             f"- PM2 {pm2_version(a.pm2)}, Node.js {cmd_out(['node', '--version'])}, "
             f"{wrk_v}",
-            f"- app: `bench/apps/server.js`, 2 instances under runner and PM2, 1 process alone; "
+            f"- app: `bench/apps/server.js` unmodified (`listen(PORT)`), 2 instances under runner and PM2 "
+            f"(both `exec_mode = cluster`, no `listen` key), 1 process alone; "
             f"`wait_ready`, `listen_timeout = 10000`, `kill_timeout = 5000`",
             f"- load: `wrk -t{a.threads} -c{a.conns} -d{a.duration}s --latency` after a {a.warmup} s warm-up "
             f"with the same settings; reloads at t = {', '.join(f'{x:g}' for x in a.reload_at)} s; "

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-600}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(config_load control_request pm2_json procfs_stat)
+[ ${#TARGETS[@]} -eq 0 ] && TARGETS=(config_load control_request pm2_json procfs_stat node_ipc)
 JOBS=${JOBS:-1}
 export RUSTUP_TOOLCHAIN=${FUZZ_TOOLCHAIN:-stable}
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address, -Cpasses=sancov-module...);
@@ -35,6 +35,7 @@ dict_for() {
         pm2_json) echo fuzz/dict/json.dict ;;
         control_request) echo fuzz/dict/control.dict ;;
         procfs_stat) echo fuzz/dict/procfs.dict ;;
+        node_ipc) echo fuzz/dict/json.dict ;;
     esac
 }
 

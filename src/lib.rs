@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod logs;
+pub mod node_ipc;
 pub mod procfs;
 pub mod readiness;
 pub mod supervisor;

@@ -251,6 +251,23 @@ fn bundled_example_serves_one_port_from_both_instances_and_runs_the_worker() {
 }
 
 #[test]
+fn node_cluster_pm2_file_and_toml_are_the_same_app() {
+    if !have("node") {
+        eprintln!("SKIP node-cluster: node is not installed");
+        return;
+    }
+    let dir = TestDir::new("ex-node-same");
+    let resolved = |file: &str| {
+        let path = examples_dir().join("node-cluster").join(file);
+        let (code, out, err) = run_to_end(&dir, &["check".to_string(), path.display().to_string()]);
+        assert_eq!(code, 0, "{file}: {out}\n{err}");
+        // The first line names the file.
+        out.lines().skip(1).collect::<Vec<_>>().join("\n")
+    };
+    assert_eq!(resolved("ecosystem.config.js"), resolved("ecosystem.toml"));
+}
+
+#[test]
 fn node_cluster_reload_drops_no_request() {
     if !have("node") {
         eprintln!("SKIP node-cluster: node is not installed");
@@ -261,9 +278,13 @@ fn node_cluster_reload_drops_no_request() {
         return;
     }
     let dir = TestDir::new("ex-node");
+    // The PM2 file run directly, as `pm2-runtime ecosystem.config.js` would be; the TOML
+    // beside it resolves to the same app (see the test below).
     let mut p = run_example(
         &dir,
-        &examples_dir().join("node-cluster").join("ecosystem.toml"),
+        &examples_dir()
+            .join("node-cluster")
+            .join("ecosystem.config.js"),
     );
     let rows = wait_app_status(&dir, "api", 2, "online", DEADLINE);
     assert_eq!(rows.len(), 2, "api rows: {rows:?}");

@@ -1,8 +1,9 @@
-// The HTTP app of bench/cluster.sh, run unchanged under runner (cluster mode through
-// LISTEN_FDS), PM2 (cluster mode: Node's cluster module shares PORT) and alone (PORT).
+// The HTTP app of bench/cluster.sh, run unchanged under runner and PM2 in cluster mode
+// (both are its Node cluster primary, so every instance's listen(PORT) shares one port)
+// and alone.
 //
 // - Answers every request with 200 "ok".
-// - Listens on fd 3 when LISTEN_FDS is set (runner), else on PORT.
+// - Listens on 127.0.0.1:PORT, as a PM2 app does; nothing in it knows about runner.
 // - Says process.send('ready') once it listens (runner and PM2 `wait_ready`).
 // - On SIGINT drains without dropping a request: it stops accepting, answers every further
 //   request on an open connection with `Connection: close` (so a keep-alive client
@@ -46,8 +47,7 @@ const server = http.createServer((req, res) => {
 });
 server.keepAliveTimeout = 5000;
 
-const target = process.env.LISTEN_FDS ? { fd: 3 } : { port: Number(process.env.PORT || 8080), host: '127.0.0.1' };
-server.listen(target, () => {
+server.listen(Number(process.env.PORT || 8080), '127.0.0.1', () => {
   if (process.send) process.send('ready');
 });
 

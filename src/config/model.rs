@@ -184,6 +184,20 @@ pub struct AppSpec {
 }
 
 impl AppSpec {
+    /// A Node cluster worker with no other readiness is ready once it listens (Node's
+    /// `listening` message), as PM2's reload waits for it.
+    pub fn ready_on_listening(&self) -> bool {
+        self.node_ipc
+            && self.exec_mode == ExecMode::Cluster
+            && !self.wait_ready
+            && self.ready_check.is_none()
+    }
+
+    /// An instance is `launching` until something says it is ready.
+    pub fn waits_for_ready(&self) -> bool {
+        self.wait_ready || self.ready_check.is_some() || self.ready_on_listening()
+    }
+
     /// A spec with every default of SPEC section 2, for a program given as argv.
     /// Used by single-program mode and by tests.
     pub fn with_defaults(name: &str, program: PathBuf, argv: Vec<String>, cwd: PathBuf) -> Self {

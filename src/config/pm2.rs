@@ -471,7 +471,6 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
     );
     a.map("cwd", &["cwd"], "a string", string);
 
-    // Env first (it is written last), because cluster mode looks for PORT in it.
     let env = collect_env(&mut a, interpreter.as_deref());
 
     let instances = a.map(
@@ -480,7 +479,7 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         "an integer or \"max\"",
         instances,
     );
-    convert_exec_mode(&mut a, instances.as_ref(), interpreter.as_deref(), &env);
+    convert_exec_mode(&mut a, instances.as_ref(), interpreter.as_deref());
 
     a.map("instance_var", &["instance_var"], "a string", string);
     a.map("increment_var", &["increment_var"], "a string", string);
@@ -662,14 +661,9 @@ fn convert_log_file(a: &mut AppOut, has_out: bool, has_err: bool) {
 }
 
 /// PM2's exec_mode, including the cluster mode PM2 picks by itself for node scripts with
-/// `instances`. PM2's cluster mode shares a port through Node's cluster module; runner
-/// shares sockets it binds itself (`listen`), which PM2 files cannot have named.
-fn convert_exec_mode(
-    a: &mut AppOut,
-    instances: Option<&toml::Value>,
-    interpreter: Option<&str>,
-    env: &[EnvTable],
-) {
+/// `instances`. Nothing else is needed: in cluster mode runner is the Node cluster
+/// primary, so the app's own `listen(PORT)` shares one socket, as under PM2.
+fn convert_exec_mode(a: &mut AppOut, instances: Option<&toml::Value>, interpreter: Option<&str>) {
     let mode = match a.take(&["exec_mode"]) {
         None => None,
         Some((key, value)) => match value.as_str().map(str::trim) {
@@ -704,40 +698,7 @@ fn convert_exec_mode(
                     .to_string(),
             );
         }
-        let port = env
-            .iter()
-            .find(|t| t.name == "env")
-            .and_then(|t| t.port.as_deref());
-        match (&explicit_listen, port) {
-            (Some(_), _) => {}
-            (None, Some(port)) => {
-                a.lines.push(format!(
-                    "# PM2 cluster mode: runner binds port {port} (PORT in env) once and shares it with every instance;"
-                ));
-                a.lines.push(
-                    "# the app must accept the socket from LISTEN_FDS (fd 3) instead of listening on PORT itself (see README)"
-                        .to_string(),
-                );
-            }
-            (None, None) => a.lines.push(
-                "# PM2 cluster mode: add listen = [\"PORT\"] so runner shares the socket (see README)"
-                    .to_string(),
-            ),
-        }
         a.set("exec_mode", &toml::Value::String("cluster".into()));
-        if let (None, Some(port)) = (&explicit_listen, port) {
-            let listen = toml::Value::Array(vec![toml::Value::String(port.to_string())]);
-            a.set("listen", &listen);
-            // Profiles are merged at start, long after the sockets are planned.
-            for t in env.iter().filter(|t| t.name != "env") {
-                if let Some(other) = t.port.as_deref().filter(|p| *p != port) {
-                    a.lines.push(comment(&format!(
-                        "{} sets PORT = {other}, but listen does not change with --env: edit listen for that deployment",
-                        t.name
-                    )));
-                }
-            }
-        }
     }
     if let Some((key, value)) = explicit_listen {
         match string_array(value) {
@@ -751,8 +712,6 @@ fn convert_exec_mode(
 struct EnvTable {
     name: String,
     lines: Vec<String>,
-    /// PORT when it is a plain port number, for cluster mode.
-    port: Option<String>,
 }
 
 fn collect_env(a: &mut AppOut, interpreter: Option<&str>) -> Vec<EnvTable> {
@@ -794,7 +753,6 @@ fn collect_env(a: &mut AppOut, interpreter: Option<&str>) -> Vec<EnvTable> {
             } else {
                 t.lines.push(comment("from PM2's `port` option"));
             }
-            t.port = plain_port(&p);
             t.lines.push(format!("PORT = {}", quoted(&p)));
         }
         if python {
@@ -823,7 +781,6 @@ fn env_table(name: &str, map: &Map<String, Value>, skip: Option<&str>) -> EnvTab
     let mut t = EnvTable {
         name: name.to_string(),
         lines: Vec::new(),
-        port: None,
     };
     for (k, v) in map {
         if skip == Some(k.as_str()) {
@@ -845,20 +802,9 @@ fn env_table(name: &str, map: &Map<String, Value>, skip: Option<&str>) -> EnvTab
             }
             other => scalar_string(other).unwrap_or_default(),
         };
-        if k == "PORT" {
-            t.port = plain_port(&s);
-        }
         t.lines.push(format!("{} = {}", fmt_key(k), quoted(&s)));
     }
     t
-}
-
-fn plain_port(s: &str) -> Option<String> {
-    let s = s.trim();
-    match s.parse::<u16>() {
-        Ok(p) if p > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Some(p.to_string()),
-        _ => None,
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1402,41 +1348,28 @@ mod tests {
     }
 
     #[test]
-    fn pm2_cluster_without_port() {
-        let (text, app) =
-            one_app(json!({ "script": "app.js", "instances": 4, "exec_mode": "cluster" }));
-        assert_eq!(app.get("exec_mode"), Some(&s("cluster")));
-        assert!(app.get("listen").is_none());
-        assert!(
-            text.contains("# PM2 cluster mode: add listen = [\"PORT\"] so runner shares the socket (see README)\nexec_mode = \"cluster\"\n"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn pm2_cluster_with_port() {
-        let (text, app) = one_app(
+    fn pm2_cluster_mode_needs_no_listen_and_no_change_to_the_app() {
+        // Runner is the Node cluster primary: the app's own listen(PORT) is shared, so
+        // the import neither invents `listen` from PORT nor asks for an edit.
+        for app in [
+            json!({ "script": "app.js", "instances": 4, "exec_mode": "cluster" }),
             json!({ "script": "app.js", "instances": "max", "exec_mode": "cluster_mode",
-            "env": { "PORT": 8080 }, "env_production": { "PORT": 80 } }),
-        );
-        assert_eq!(app.get("exec_mode"), Some(&s("cluster")));
+                "env": { "PORT": 8080 }, "env_production": { "PORT": 80 } }),
+            json!({ "script": "app.js", "exec_mode": "cluster", "port": 3000 }),
+        ] {
+            let (text, out) = one_app(app.clone());
+            assert_eq!(out.get("exec_mode"), Some(&s("cluster")), "{app}");
+            assert!(out.get("listen").is_none(), "{text}");
+            assert!(!text.contains("LISTEN_FDS"), "{text}");
+            assert!(!text.contains("add listen"), "{text}");
+        }
+        // An explicit `listen` in the PM2 file is still converted.
+        let (_, out) =
+            one_app(json!({ "script": "app.js", "exec_mode": "cluster", "listen": ["8080"] }));
         assert_eq!(
-            app.get("listen"),
+            out.get("listen"),
             Some(&toml::Value::Array(vec![s("8080")]))
         );
-        assert!(text.contains("LISTEN_FDS"), "{text}");
-        // PORT given through PM2's `port` shortcut works the same way.
-        let (_, app) = one_app(json!({ "script": "app.js", "exec_mode": "cluster", "port": 3000 }));
-        assert_eq!(
-            app.get("listen"),
-            Some(&toml::Value::Array(vec![s("3000")]))
-        );
-        // A PORT that is not a number cannot be a listen address.
-        let (text, app) = one_app(
-            json!({ "script": "app.js", "exec_mode": "cluster", "env": {"PORT": "${PORT}"} }),
-        );
-        assert!(app.get("listen").is_none());
-        assert!(text.contains("add listen = [\"PORT\"]"), "{text}");
     }
 
     #[test]
@@ -1621,22 +1554,6 @@ mod tests {
                 let (_, _) = convert_ok(app);
             }
         }
-    }
-
-    #[test]
-    fn pm2_profile_port_differs_from_listen() {
-        let (text, app) = one_app(json!({ "script": "app.js", "exec_mode": "cluster",
-            "env": { "PORT": 3000 }, "env_production": { "PORT": "8080" } }));
-        assert_eq!(
-            app.get("listen"),
-            Some(&toml::Value::Array(vec![s("3000")]))
-        );
-        assert!(
-            text.contains(
-                "# env_production sets PORT = 8080, but listen does not change with --env"
-            ),
-            "{text}"
-        );
     }
 
     /// A small deterministic fuzzer: random PM2-shaped documents must convert without

@@ -127,7 +127,7 @@ pub struct Proc {
 
 impl Proc {
     fn new(pid: i32, now: Instant, spec: &AppSpec) -> Proc {
-        let waits = spec.wait_ready || spec.ready_check.is_some();
+        let waits = spec.waits_for_ready();
         Proc {
             pid,
             started: now,
@@ -389,7 +389,7 @@ impl Core {
                     Role::Current => slot.proc = Some(proc),
                     Role::Replacement => slot.next = Some(proc),
                 }
-                if !(spec.wait_ready || spec.ready_check.is_some()) {
+                if !spec.waits_for_ready() {
                     self.became_online_pid(id, pid, now);
                 }
             }
@@ -653,6 +653,20 @@ impl Core {
                 )
             };
             if next_timed_out {
+                // A Node worker that does not listen (a queue consumer in cluster mode)
+                // never says `listening`: as PM2 does, the reload goes on after
+                // listen_timeout. A crash before that still fails it.
+                if spec.ready_on_listening() {
+                    if let Some(pid) = slot.next.as_ref().map(|p| p.pid) {
+                        log::info!(
+                            "{}[{index}]: the new process did not listen within listen_timeout ({}); counting it as online",
+                            spec.name,
+                            human(spec.listen_timeout)
+                        );
+                        self.became_online_pid(id, pid, now);
+                    }
+                    continue;
+                }
                 let msg = not_ready();
                 self.reload_failed(&spec.name, msg, now);
                 continue;
@@ -663,7 +677,15 @@ impl Core {
                 // while the reload stops there and reports the failure.
                 let msg = not_ready();
                 self.reload_slot_failed(&spec.name, id, msg, now);
-                log::warn!(
+                // A worker that never listens is no mistake: only readiness the user
+                // asked for is worth a warning.
+                let level = if spec.ready_on_listening() {
+                    log::Level::Info
+                } else {
+                    log::Level::Warn
+                };
+                log::log!(
+                    level,
                     "{}[{index}]: not ready after listen_timeout ({}); counting it as online",
                     spec.name,
                     human(spec.listen_timeout)
@@ -861,9 +883,7 @@ impl Core {
 
     fn became_online_pid(&mut self, id: SlotId, pid: i32, now: Instant) {
         // Only readiness that was waited for is news; the rest is online at spawn.
-        let waited = self
-            .spec_of(id)
-            .is_some_and(|s| s.wait_ready || s.ready_check.is_some());
+        let waited = self.spec_of(id).is_some_and(|s| s.waits_for_ready());
         let watchdog = self.spec_of(id).and_then(|s| s.watchdog);
         let liveness = self
             .spec_of(id)

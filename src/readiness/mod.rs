@@ -1,6 +1,6 @@
-//! Readiness signalling (SPEC §3): the sd_notify datagram socket and the Node.js IPC
-//! channel. Both are plain non-blocking fds for the one mio event loop; nothing here
-//! spawns threads or blocks.
+//! Readiness signalling (SPEC §3): the sd_notify datagram socket. The Node.js IPC
+//! channel, which also carries readiness, has its own home in [`crate::node_ipc`].
+//! Plain non-blocking fds for the one mio event loop; nothing here spawns threads or
+//! blocks.
 
-pub mod node_ipc;
 pub mod notify;

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 
-use crate::config::AppSpec;
+use crate::config::{AppSpec, ExecMode};
 use crate::core::Slot;
 
 /// Variables that describe runner's own relation to its parent (systemd socket
@@ -80,7 +80,26 @@ fn with_index(
     }
     set(&spec.instance_var, index.to_string());
     set("RUNNER_APP", spec.name.clone());
+    set("pm_id", id.clone());
     set("RUNNER_INSTANCE_ID", id);
+    if spec.node_ipc {
+        // What PM2 puts in every app's environment and Node apps read to know where
+        // they run (PM2 names the modes `cluster_mode` / `fork_mode`); the app's own
+        // `env` wins.
+        let mode = match spec.exec_mode {
+            ExecMode::Cluster => "cluster_mode",
+            ExecMode::Fork => "fork_mode",
+        };
+        for (k, v) in [
+            ("name", spec.name.clone()),
+            ("exec_mode", mode.to_string()),
+            ("instances", spec.instances.to_string()),
+        ] {
+            if !spec.env.contains_key(k) {
+                set(k, v);
+            }
+        }
+    }
     env
 }
 

@@ -5,6 +5,7 @@ mod env;
 mod exposition;
 mod health;
 mod metrics;
+mod node;
 mod output;
 mod probes;
 mod ready;
@@ -107,6 +108,10 @@ pub struct Supervisor {
     health: health::HealthChecks,
     scrape: Option<scrape::MetricsServer>,
     ready: ready::Readiness,
+    node: node::NodeChannels,
+    /// Node's `cluster.worker.id` for the next worker: unique for runner's lifetime, as
+    /// a Node primary numbers the workers it forks.
+    next_worker_id: u64,
     systemd: systemd::Systemd,
     output: output::Output,
 }
@@ -174,6 +179,8 @@ impl Supervisor {
             health: health::HealthChecks::default(),
             scrape,
             ready,
+            node: node::NodeChannels::default(),
+            next_worker_id: 1,
             systemd: systemd::Systemd::from_env(Instant::now()),
             output: output::Output::default(),
         })
@@ -211,9 +218,7 @@ impl Supervisor {
                 } else if self.output.owns(token) {
                     self.output.pump(self.poll.registry(), token);
                 } else if self.ready.owns(token) {
-                    let said = self
-                        .ready
-                        .handle(self.poll.registry(), Some(token), &self.core);
+                    let said = self.ready.handle(&self.core);
                     self.apply_said(said);
                 } else if self.scrape.as_ref().is_some_and(|s| s.owns(token)) {
                     self.handle_scrape(token);
@@ -221,6 +226,8 @@ impl Supervisor {
                     if let Some((pid, outcome)) = self.health.ready(self.poll.registry(), token) {
                         self.core.health_result(pid, outcome, Instant::now());
                     }
+                } else if self.node.owns(token) {
+                    self.handle_node(Some(token));
                 } else if self.probes.owns(token) {
                     if let Some(pid) =
                         self.probes
@@ -231,8 +238,11 @@ impl Supervisor {
                 }
             }
             if self.ready.pending() {
-                let said = self.ready.handle(self.poll.registry(), None, &self.core);
+                let said = self.ready.handle(&self.core);
                 self.apply_said(said);
+            }
+            if self.node.more {
+                self.handle_node(None);
             }
             // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
             // covers a coalesced or missed SIGCHLD.
@@ -258,6 +268,9 @@ impl Supervisor {
             if self.core.next_deadline().is_some_and(|d| d <= now) {
                 self.core.tick(now);
             }
+            for held in self.node.due(now) {
+                self.trees.signal(held.pid, held.signal, held.tree);
+            }
         }
     }
 
@@ -269,6 +282,16 @@ impl Supervisor {
             let stopping = self.core.is_shutting_down();
             self.systemd
                 .update(online, &summary, reloading, stopping, Instant::now());
+        }
+    }
+
+    fn handle_node(&mut self, token: Option<Token>) {
+        let (said, due) =
+            self.node
+                .handle(self.poll.registry(), token, &self.core, &mut self.listeners);
+        self.apply_said(said);
+        for held in due {
+            self.trees.signal(held.pid, held.signal, held.tree);
         }
     }
 
@@ -564,7 +587,7 @@ impl Supervisor {
         let stalled = self.control.as_ref().is_some_and(|c| c.accept_stalled());
         let accept = stalled.then(|| now + TREE_RECHECK);
         // Node IPC channels that stopped reading early have more to give right away.
-        let unread = self.ready.more.then_some(now);
+        let unread = self.node.more.then_some(now);
         [
             self.core.next_deadline(),
             memory,
@@ -576,6 +599,7 @@ impl Supervisor {
             self.control.as_ref().and_then(|c| c.next_deadline()),
             // Queued readiness input left for the next turn: come back at once.
             self.ready.pending().then_some(now),
+            self.node.next_deadline(),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
             unread,
@@ -661,6 +685,8 @@ impl Supervisor {
             }
             return;
         }
+        // A stop held back for a disconnecting worker must never signal a reaped pid.
+        self.node.killed(pid);
         let Some((_, spec)) = self.core.owner(pid) else {
             log::debug!("reaped orphan pid {pid} ({exit})");
             return;
@@ -702,8 +728,18 @@ impl Supervisor {
         while let Some(action) = self.core.next_action() {
             match action {
                 Action::Spawn { slot, role } => self.spawn(slot, role),
-                Action::Stop { pid, signal, tree } => self.trees.signal(pid, signal, tree),
-                Action::Kill { pid, tree } => self.trees.signal(pid, Signal::SIGKILL, tree),
+                Action::Stop { pid, signal, tree } => {
+                    let grace = self.core.owner(pid).map(|(_, s)| s.kill_timeout);
+                    let held = grace
+                        .is_some_and(|g| self.node.hold_stop(pid, signal, tree, g, Instant::now()));
+                    if !held {
+                        self.trees.signal(pid, signal, tree);
+                    }
+                }
+                Action::Kill { pid, tree } => {
+                    self.node.killed(pid);
+                    self.trees.signal(pid, Signal::SIGKILL, tree);
+                }
                 Action::Forward { pid, signal } => {
                     if let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), signal) {
                         log::debug!("cannot forward {} to pid {pid}: {e}", signal.as_str());
@@ -783,10 +819,13 @@ impl Supervisor {
         }
         // The child's end of the Node IPC channel comes after the listening sockets.
         let channel = if spec.node_ipc {
-            ready::Readiness::node_channel()
+            node::NodeChannels::pair()
         } else {
             None
         };
+        // Runner is the cluster primary of a node app in cluster mode (Node makes a
+        // process a worker when NODE_UNIQUE_ID is set and it has the channel).
+        let worker = channel.is_some() && spec.exec_mode == ExecMode::Cluster;
         if let Some((_, child_end)) = &channel {
             use std::os::fd::AsRawFd;
             env.push((
@@ -795,6 +834,14 @@ impl Supervisor {
             ));
             env.push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
             extra_fds.push(child_end.as_raw_fd());
+            if worker {
+                env.retain(|(k, _)| k != "NODE_UNIQUE_ID");
+                env.push((
+                    "NODE_UNIQUE_ID".into(),
+                    self.next_worker_id.to_string().into(),
+                ));
+                self.next_worker_id += 1;
+            }
         }
         let prepared = match self.output.prepare(spec, slot.index) {
             Ok(p) => p,
@@ -835,7 +882,7 @@ impl Supervisor {
                 };
                 log::log!(level, "{name}[{index}]: started pid {pid}");
                 if let Some((ours, _child_end)) = channel {
-                    self.ready.attach(self.poll.registry(), *pid, ours);
+                    self.node.attach(self.poll.registry(), *pid, ours, worker);
                 }
                 // The write ends are the child's now; runner's copies close here so
                 // the pipes reach EOF when the instance is gone.

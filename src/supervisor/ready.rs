@@ -1,21 +1,19 @@
-//! The readiness channels of the loop: the sd_notify socket every instance may write to,
-//! and one Node.js IPC channel per node instance. Messages are attributed to an instance
-//! by the sender's pid, which the kernel vouches for (SCM_CREDENTIALS) or which owns the
-//! channel; a sender that is not in an instance's tree changes nothing.
+//! The sd_notify socket every instance may write to (the Node IPC channels, which carry
+//! readiness too, live in [`super::node`]). Messages are attributed to an instance by
+//! the sender's pid, which the kernel vouches for (SCM_CREDENTIALS); a sender that is not
+//! in an instance's tree changes nothing.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
 
 use mio::{Interest, Registry, Token};
 
 use crate::core::Core;
 use crate::procfs;
-use crate::readiness::node_ipc::{self, NodeChannel};
 use crate::readiness::notify::NotifySocket;
 use crate::supervisor::NotifyAt;
 
-use crate::supervisor::tokens::{Band, NOTIFY};
+use crate::supervisor::tokens::NOTIFY;
 /// How far up the parent chain a sender may be from its instance's main process.
 const MAX_DEPTH: usize = 64;
 
@@ -30,10 +28,6 @@ pub enum Said {
 #[derive(Default)]
 pub struct Readiness {
     notify: Option<NotifySocket>,
-    channels: HashMap<Token, (i32, NodeChannel)>,
-    next: usize,
-    /// A channel stopped reading early (read budget): read it again without waiting.
-    pub more: bool,
     /// The notify socket's budget ran out: datagrams may still be queued.
     notify_more: bool,
 }
@@ -78,76 +72,17 @@ impl Readiness {
     }
 
     pub fn owns(&self, token: Token) -> bool {
-        token == NOTIFY || self.channels.contains_key(&token)
+        token == NOTIFY
     }
 
-    /// A channel for a node instance: runner's end, and the child's end to pass as an fd.
-    pub fn node_channel() -> Option<(NodeChannel, OwnedFd)> {
-        match NodeChannel::pair() {
-            Ok(pair) => Some(pair),
-            Err(e) => {
-                log::warn!("cannot open a Node IPC channel: {e}");
-                None
-            }
-        }
+    /// Reads what arrived on the sd_notify socket.
+    pub fn handle(&mut self, core: &Core) -> Vec<Said> {
+        self.handle_notify(core)
     }
 
-    /// Starts reading a node instance's channel.
-    pub fn attach(&mut self, registry: &Registry, pid: i32, mut channel: NodeChannel) {
-        let token = Band::NodeIpc.token(self.next as u64);
-        self.next = self.next.wrapping_add(1);
-        if let Err(e) = registry.register(&mut channel, token, Interest::READABLE) {
-            log::warn!("cannot watch the Node IPC channel of pid {pid}: {e}");
-            return;
-        }
-        self.channels.insert(token, (pid, channel));
-    }
-
-    /// Reads what arrived on `token` (or, with None, re-reads channels that stopped early).
-    pub fn handle(&mut self, registry: &Registry, token: Option<Token>, core: &Core) -> Vec<Said> {
-        let mut said = Vec::new();
-        if token == Some(NOTIFY) || (token.is_none() && self.notify_more) {
-            said = self.handle_notify(core);
-            if token.is_some() {
-                return said;
-            }
-        }
-        let tokens: Vec<Token> = match token {
-            Some(t) => vec![t],
-            None => self.channels.keys().copied().collect(),
-        };
-        self.more = false;
-        for t in tokens {
-            let Some((pid, channel)) = self.channels.get_mut(&t) else {
-                continue;
-            };
-            let pid = *pid;
-            let (messages, closed) = channel.read();
-            for m in &messages {
-                if node_ipc::is_ready(m) {
-                    said.push(Said::Ready(pid));
-                } else {
-                    log::debug!("pid {pid} sent {m} over its Node IPC channel; ignored");
-                }
-            }
-            if closed {
-                if let Some((_, mut ch)) = self.channels.remove(&t) {
-                    let _ = registry.deregister(&mut ch);
-                }
-            } else if channel.has_pending() {
-                self.more = true;
-            }
-        }
-        said
-    }
-}
-
-/// The main process of the instance whose tree `sender` belongs to, following parents.
-impl Readiness {
-    /// Whether a wake-up must come at once: the notify socket's budget ran out, or a Node
-    /// channel holds unread messages.
+    /// Whether a wake-up must come at once: the notify socket's budget ran out.
     pub fn pending(&self) -> bool {
-        self.more || self.notify_more
+        self.notify_more
     }
 
     /// One budget's worth of sd_notify datagrams, attributed while the fds they passed are
@@ -200,6 +135,7 @@ impl Readiness {
 /// Datagrams read from the notify socket per wake-up; more are read on the next turn.
 const NOTIFY_BUDGET: usize = 64;
 
+/// The main process of the instance whose tree `sender` belongs to, following parents.
 fn attribute(sender: i32, core: &Core) -> Option<i32> {
     let mut pid = sender;
     for _ in 0..MAX_DEPTH {

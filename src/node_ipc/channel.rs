@@ -1,16 +1,17 @@
-//! The Node.js IPC channel (`NODE_CHANNEL_FD`), the one PM2 apps signal readiness on
-//! with `process.send('ready')`.
-//!
-//! Node treats fd `NODE_CHANNEL_FD` as a Unix stream socket carrying JSON values, one
-//! per line (`NODE_CHANNEL_SERIALIZATION_MODE=json`, Node's default).
+//! The bytes of a Node.js IPC channel: a Unix stream socket carrying JSON values, one
+//! per line (`NODE_CHANNEL_SERIALIZATION_MODE=json`, Node's default), where a message
+//! may travel with a file descriptor (`SCM_RIGHTS`), as Node passes handles.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{
+    send, sendmsg, socketpair, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+};
 
 /// A line longer than this is dropped (and the rest of it skipped), so a chatty or
 /// broken app cannot grow runner's memory.
@@ -23,21 +24,101 @@ pub const MAX_LINE: usize = 1 << 20;
 /// (mio is edge-triggered: no new event comes for data already queued).
 pub const READ_BUDGET: usize = 4 << 20;
 
+/// Messages waiting to be written to one instance: an app that asks and never reads
+/// its answers cannot grow runner's memory past this; further answers are dropped.
+pub const MAX_QUEUED: usize = 256;
+
 const CHUNK: usize = 64 * 1024;
+
+/// Splits a byte stream into JSON messages, one per line; a line that is not JSON, or
+/// longer than [`MAX_LINE`], is skipped. Pure, so it can be fuzzed on its own.
+#[derive(Debug, Default)]
+pub struct LineReader {
+    /// The incomplete line received so far.
+    line: Vec<u8>,
+    /// Skipping the rest of an over-long line.
+    discarding: bool,
+}
+
+impl LineReader {
+    /// Consumes `data`, appending every complete message to `msgs`.
+    pub fn feed(&mut self, mut data: &[u8], msgs: &mut Vec<serde_json::Value>) {
+        while !data.is_empty() {
+            let nl = data.iter().position(|&b| b == b'\n');
+            let (part, rest, complete) = match nl {
+                Some(i) => (&data[..i], &data[i + 1..], true),
+                None => (data, &[][..], false),
+            };
+            data = rest;
+            if self.discarding {
+                if complete {
+                    self.discarding = false;
+                }
+                continue;
+            }
+            if self.line.len() + part.len() > MAX_LINE {
+                log::debug!("node ipc channel: message over {MAX_LINE} bytes dropped");
+                self.line = Vec::new(); // release the memory
+                self.discarding = !complete;
+                continue;
+            }
+            self.line.extend_from_slice(part);
+            if complete {
+                self.take_line(msgs);
+            }
+        }
+    }
+
+    /// The peer is gone: an unterminated fragment is dropped (Node always ends messages).
+    pub fn close(&mut self) {
+        if !self.line.is_empty() && !self.discarding {
+            log::debug!("node ipc channel: incomplete message at EOF dropped");
+        }
+        self.line = Vec::new();
+        self.discarding = false;
+    }
+
+    fn take_line(&mut self, msgs: &mut Vec<serde_json::Value>) {
+        let text = self.line.trim_ascii();
+        if !text.is_empty() {
+            match serde_json::from_slice::<serde_json::Value>(text) {
+                Ok(v) => msgs.push(v),
+                Err(e) => log::debug!("node ipc channel: invalid JSON message skipped: {e}"),
+            }
+        }
+        self.line.clear();
+        if self.line.capacity() > CHUNK {
+            self.line.shrink_to(CHUNK);
+        }
+    }
+}
+
+/// One message to write, with the fd that travels with its first byte.
+#[derive(Debug)]
+struct Outgoing {
+    bytes: Vec<u8>,
+    written: usize,
+    fd: Option<OwnedFd>,
+}
 
 /// Runner's end of an instance's Node IPC channel.
 #[derive(Debug)]
 pub struct NodeChannel {
     stream: UnixStream,
-    /// The incomplete line received so far.
-    line: Vec<u8>,
-    /// Skipping the rest of an over-long line.
-    discarding: bool,
+    reader: LineReader,
     /// The last `read` stopped on its budget, not on `EAGAIN`/EOF.
     pending: bool,
     budget: usize,
     chunk: Box<[u8]>,
+    /// Written in order; a message with an fd waits until the previous fd was
+    /// acknowledged (`NODE_HANDLE_ACK`), as Node's own sender does.
+    out: VecDeque<Outgoing>,
+    /// A handle was sent and its ACK has not arrived: (the message, resends so far).
+    unacked: Option<(Vec<u8>, OwnedFd, u32)>,
 }
+
+/// How often a handle the receiver NACKed is sent again (Node's own limit).
+const MAX_RETRANSMISSIONS: u32 = 3;
 
 impl NodeChannel {
     /// A close-on-exec `AF_UNIX`/`SOCK_STREAM` socketpair: runner's end (non-blocking)
@@ -55,11 +136,12 @@ impl NodeChannel {
         Ok((
             NodeChannel {
                 stream,
-                line: Vec::new(),
-                discarding: false,
+                reader: LineReader::default(),
                 pending: false,
                 budget: READ_BUDGET,
                 chunk: vec![0u8; CHUNK].into_boxed_slice(),
+                out: VecDeque::new(),
+                unacked: None,
             },
             theirs,
         ))
@@ -72,7 +154,8 @@ impl NodeChannel {
     /// Reads everything available (until `EAGAIN`) and returns the complete messages
     /// received, parsed as JSON (a line that isn't valid JSON is skipped), and whether
     /// the channel is closed (EOF or a fatal socket error: the child closed its end or
-    /// exited). Once closed, deregister the fd and drop the channel.
+    /// exited). Once closed, deregister the fd and drop the channel. An fd the app
+    /// sends along is closed by the kernel: runner never takes handles.
     ///
     /// Stops early after [`READ_BUDGET`] bytes: then [`has_pending`](Self::has_pending)
     /// is true and `read` must be called again (e.g. on the next loop iteration).
@@ -98,39 +181,12 @@ impl NodeChannel {
                     break true;
                 }
             };
-            let mut data = &self.chunk[..n];
-            while !data.is_empty() {
-                let nl = data.iter().position(|&b| b == b'\n');
-                let (part, rest, complete) = match nl {
-                    Some(i) => (&data[..i], &data[i + 1..], true),
-                    None => (data, &[][..], false),
-                };
-                data = rest;
-                if self.discarding {
-                    if complete {
-                        self.discarding = false;
-                    }
-                    continue;
-                }
-                if self.line.len() + part.len() > MAX_LINE {
-                    log::debug!("node ipc channel: message over {MAX_LINE} bytes dropped");
-                    self.line = Vec::new(); // release the memory
-                    self.discarding = !complete;
-                    continue;
-                }
-                self.line.extend_from_slice(part);
-                if complete {
-                    Self::take_line(&mut self.line, &mut msgs);
-                }
-            }
+            self.reader.feed(&self.chunk[..n], &mut msgs);
         };
-        if closed && !self.line.is_empty() && !self.discarding {
-            // Node always terminates messages; a trailing fragment is incomplete.
-            log::debug!("node ipc channel: incomplete message at EOF dropped");
-        }
         if closed {
-            self.line = Vec::new();
-            self.discarding = false;
+            self.reader.close();
+            self.out.clear();
+            self.unacked = None;
         }
         (msgs, closed)
     }
@@ -141,17 +197,100 @@ impl NodeChannel {
         self.pending
     }
 
-    fn take_line(line: &mut Vec<u8>, msgs: &mut Vec<serde_json::Value>) {
-        let text = line.trim_ascii();
-        if !text.is_empty() {
-            match serde_json::from_slice::<serde_json::Value>(text) {
-                Ok(v) => msgs.push(v),
-                Err(e) => log::debug!("node ipc channel: invalid JSON message skipped: {e}"),
-            }
+    /// Queues one message (serialised as a line), with `fd` passed along when given,
+    /// and writes what it can. False when the queue is full and the message was dropped.
+    pub fn send(&mut self, msg: &serde_json::Value, fd: Option<OwnedFd>) -> bool {
+        if self.out.len() >= MAX_QUEUED {
+            log::debug!("node ipc channel: the peer reads nothing; answer dropped");
+            return false;
         }
-        line.clear();
-        if line.capacity() > CHUNK {
-            line.shrink_to(CHUNK);
+        let mut bytes = msg.to_string().into_bytes();
+        bytes.push(b'\n');
+        self.out.push_back(Outgoing {
+            bytes,
+            written: 0,
+            fd,
+        });
+        self.flush();
+        true
+    }
+
+    /// The receiver took the handle: the next one may go.
+    pub fn handle_acked(&mut self) {
+        self.unacked = None;
+        self.flush();
+    }
+
+    /// The receiver lost the handle (e.g. `MSG_CTRUNC`): send it again, a few times.
+    pub fn handle_nacked(&mut self) {
+        let Some((bytes, fd, tries)) = self.unacked.take() else {
+            return;
+        };
+        if tries >= MAX_RETRANSMISSIONS {
+            log::debug!("node ipc channel: a handle never reached the instance");
+            self.flush();
+            return;
+        }
+        if let Ok(copy) = fd.try_clone() {
+            self.out.push_front(Outgoing {
+                bytes: bytes.clone(),
+                written: 0,
+                fd: Some(copy),
+            });
+            self.unacked = Some((bytes, fd, tries + 1));
+            // The resend is the one in flight: write it ahead of the queue.
+            self.write_queued(true);
+        }
+    }
+
+    /// Writes queued messages until the socket is full or a handle awaits its ACK.
+    /// Call again when the socket becomes writable.
+    pub fn flush(&mut self) {
+        self.write_queued(false);
+    }
+
+    fn write_queued(&mut self, mut resend: bool) {
+        while let Some(front) = self.out.front_mut() {
+            let starts_handle = front.written == 0 && front.fd.is_some();
+            if starts_handle && self.unacked.is_some() && !resend {
+                return;
+            }
+            let rest = &front.bytes[front.written..];
+            let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+            let fd = self.stream.as_raw_fd();
+            let result = match (front.written, &front.fd) {
+                (0, Some(handle)) => {
+                    let fds = [handle.as_raw_fd()];
+                    let cmsg = [ControlMessage::ScmRights(&fds)];
+                    sendmsg::<()>(fd, &[io::IoSlice::new(rest)], &cmsg, flags, None)
+                }
+                _ => send(fd, rest, flags),
+            };
+            match result {
+                Ok(n) => {
+                    if starts_handle && n > 0 && !resend {
+                        // The fd went with the first byte; keep a copy for a resend.
+                        if let Some(handle) = front.fd.take() {
+                            self.unacked = Some((front.bytes.clone(), handle, 0));
+                        }
+                    } else if starts_handle && n > 0 {
+                        front.fd = None;
+                    }
+                    front.written += n;
+                    if front.written >= front.bytes.len() {
+                        self.out.pop_front();
+                    }
+                    // Only the resent message itself jumps the ACK wait.
+                    resend = false;
+                }
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    log::debug!("node ipc channel: write: {e}");
+                    self.out.clear();
+                    return;
+                }
+            }
         }
     }
 }
@@ -186,14 +325,10 @@ impl mio::event::Source for NodeChannel {
     }
 }
 
-/// Whether a message means "ready": exactly the JSON string `"ready"`, as PM2 checks.
-pub fn is_ready(msg: &serde_json::Value) -> bool {
-    msg.as_str() == Some("ready")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_ipc::cluster::is_ready;
     use serde_json::json;
     use std::io::Write;
     use std::os::unix::process::CommandExt;
@@ -265,17 +400,6 @@ mod tests {
     }
 
     #[test]
-    fn is_ready_exact_string_only() {
-        assert!(is_ready(&json!("ready")));
-        assert!(!is_ready(&json!("Ready")));
-        assert!(!is_ready(&json!("ready ")));
-        assert!(!is_ready(&json!({"type": "ready"})));
-        assert!(!is_ready(&json!({"type": "process:msg", "data": "ready"})));
-        assert!(!is_ready(&json!(["ready"])));
-        assert!(!is_ready(&json!(null)));
-    }
-
-    #[test]
     fn framing_garbage_and_limits() {
         let (mut ch, theirs) = NodeChannel::pair().unwrap();
         let mut tx = UnixStream::from(theirs);
@@ -313,7 +437,7 @@ mod tests {
         }
         assert!(closed);
         assert_eq!(all, vec![json!("after")]);
-        assert!(ch.line.capacity() <= CHUNK);
+        assert!(ch.reader.line.capacity() <= CHUNK);
         assert_eq!(ch.read(), (vec![], true));
     }
 
