@@ -38,6 +38,21 @@ const MAX_SOCKET_PATH: usize = 107;
 /// Requests of one connection awaiting their replies beyond which it is disconnected.
 pub const MAX_IN_FLIGHT: usize = 4096;
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes a streaming client (`runner logs --follow`) may have unwritten before more lines
+/// for it are held back (and, upstream, dropped): its connection never grows beyond this
+/// plus one batch.
+pub const STREAM_CAP: usize = 64 * 1024;
+
+/// What became of bytes offered to a streaming client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// Taken (and written as far as the socket allowed).
+    Queued,
+    /// The client has not read what it already has: try again later.
+    Full,
+    /// The connection is closed.
+    Gone,
+}
 
 /// The listening control socket and its connections.
 pub struct Server {
@@ -70,6 +85,8 @@ struct Conn {
     read_closed: bool,
     /// Requests handed to the caller and not yet replied to.
     in_flight: usize,
+    /// Follows a stream (`logs --follow`): it ends when the client closes its side.
+    streaming: bool,
 }
 
 impl Conn {
@@ -325,6 +342,7 @@ impl Server {
                 writable: false,
                 read_closed: false,
                 in_flight: 0,
+                streaming: false,
             };
             let token = Token(base.0 + 1 + slot);
             if let Err(e) = registry.register(&mut conn.stream, token, Interest::READABLE) {
@@ -360,6 +378,75 @@ impl Server {
             if self.accept_stalled {
                 self.accept_all(registry);
             }
+        }
+    }
+
+    /// Whether the connection `conn` is still open.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.by_id.contains_key(&conn)
+    }
+
+    /// Marks `conn` as following a stream: its request stays unanswered, and the client
+    /// closing its side ends it (a follower never half-closes to say it is done sending).
+    pub fn set_streaming(&mut self, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.streaming = true;
+        }
+    }
+
+    fn conn_mut(&mut self, conn: ConnId) -> Option<&mut Conn> {
+        let slot = *self.by_id.get(&conn)?;
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Offers `bytes` (whole JSON lines) to a streaming client: taken only while less than
+    /// [`STREAM_CAP`] waits unwritten for it, so a client that does not read costs bounded
+    /// memory and never a blocking write.
+    pub fn stream(&mut self, registry: &Registry, conn: ConnId, bytes: &[u8]) -> Streamed {
+        let (Some(&slot), Some(base)) = (self.by_id.get(&conn), self.base) else {
+            return Streamed::Gone;
+        };
+        let token = Token(base.0 + 1 + slot);
+        let next = match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(c) if c.pending() >= STREAM_CAP => return Streamed::Full,
+            Some(c) => {
+                c.output.extend_from_slice(bytes);
+                flush(c, registry, token)
+            }
+            None => return Streamed::Gone,
+        };
+        match next {
+            Next::Keep => Streamed::Queued,
+            Next::Close(why) => {
+                self.close(registry, slot, why);
+                Streamed::Gone
+            }
+        }
+    }
+
+    /// Queues `bytes` (whole JSON lines): the `logs` backlog, bounded by the ring buffers
+    /// rather than by [`MAX_PENDING_OUTPUT`]. With `answered`, the last line was the
+    /// request's final reply.
+    pub fn send_lines(&mut self, registry: &Registry, conn: ConnId, bytes: &[u8], answered: bool) {
+        let (Some(&slot), Some(base)) = (self.by_id.get(&conn), self.base) else {
+            return;
+        };
+        let token = Token(base.0 + 1 + slot);
+        let next = match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(c) => {
+                if answered {
+                    c.in_flight = c.in_flight.saturating_sub(1);
+                }
+                c.output.extend_from_slice(bytes);
+                match flush(c, registry, token) {
+                    Next::Keep => finished(c),
+                    close => close,
+                }
+            }
+            None => return,
+        };
+        if let Next::Close(why) = next {
+            self.close(registry, slot, why);
         }
     }
 
@@ -498,6 +585,7 @@ fn service(
         let mut buf = [0u8; READ_CHUNK];
         loop {
             match conn.stream.read(&mut buf) {
+                Ok(0) if conn.streaming => return Next::Close("follower left"),
                 Ok(0) => {
                     conn.read_closed = true;
                     // An unterminated last line still counts (`printf '...' | socat`).

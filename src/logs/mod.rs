@@ -69,10 +69,13 @@
 //! capacity plus what one [`Stream::pump`] read adds after the sink filled up (≤
 //! [`READ_CHUNK`] bytes of input, decorated).
 
+mod datefmt;
 mod decor;
 mod line;
+pub mod ring;
 pub mod sink;
 
+pub use datefmt::DateFormat;
 pub use decor::{iso8601, Decor};
 pub use line::LineBuffer;
 pub use sink::{Sink, WriteMode};
@@ -315,6 +318,17 @@ impl Stream {
     /// the stream ends; `now` stamps the lines (`time`). Doesn't flush: the loop flushes the
     /// sinks once per wake-up. A read error other than EAGAIN/EINTR ends the stream.
     pub fn pump(&mut self, sinks: &mut Sinks, now: SystemTime) -> Pump {
+        self.pump_with(sinks, now, &mut |_| {})
+    }
+
+    /// [`Stream::pump`], also handing every line (undecorated, without its newline) to
+    /// `tap` — the instance's ring buffer and `runner logs --follow` clients.
+    pub fn pump_with(
+        &mut self,
+        sinks: &mut Sinks,
+        now: SystemTime,
+        tap: &mut dyn FnMut(&[u8]),
+    ) -> Pump {
         if self.eof {
             return Pump::Eof;
         }
@@ -330,6 +344,7 @@ impl Stream {
                     let decor = &self.decor;
                     self.lines.push(&buf[..n], |line, _| {
                         sink.queue_line(decor, line, now);
+                        tap(line);
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pump::Empty,
@@ -342,6 +357,7 @@ impl Stream {
         let decor = &self.decor;
         self.lines.finish(|line, _| {
             sink.queue_line(decor, line, now);
+            tap(line);
         });
         self.eof = true;
         Pump::Eof

@@ -8,6 +8,7 @@ mod metrics;
 mod output;
 mod probes;
 mod ready;
+mod recent;
 pub mod scrape;
 mod signals;
 pub mod spawn;
@@ -170,7 +171,7 @@ impl Supervisor {
             scrape,
             ready,
             systemd: systemd::Systemd::from_env(Instant::now()),
-            output: output::Output::default(),
+            output: output::Output::new(mode != Mode::Single),
         })
     }
 
@@ -186,6 +187,7 @@ impl Supervisor {
                 self.sweep_orphans();
                 self.output
                     .finish(self.poll.registry(), Duration::from_secs(2));
+                self.deliver_logs();
                 return code;
             }
             self.run_probes();
@@ -246,6 +248,7 @@ impl Supervisor {
                     server.accept(self.poll.registry(), now);
                 }
             }
+            self.deliver_logs();
             self.check_memory();
             // Most wake-ups (output, control requests) have nothing due: keep them cheap.
             let now = Instant::now();
@@ -263,6 +266,74 @@ impl Supervisor {
             let stopping = self.core.is_shutting_down();
             self.systemd
                 .update(online, &summary, reloading, stopping, Instant::now());
+        }
+    }
+
+    /// Hands new lines to `runner logs --follow` clients.
+    fn deliver_logs(&mut self) {
+        if !self.output.recent.has_followers() {
+            return;
+        }
+        if let Some(server) = self.control.as_mut() {
+            self.output.recent.deliver(self.poll.registry(), server);
+        }
+    }
+
+    /// `runner logs`: the backlog now, then new lines as they come with `follow`.
+    fn request_logs(
+        &mut self,
+        conn: ConnId,
+        target: &str,
+        lines: usize,
+        follow: bool,
+        stream: Option<&str>,
+    ) {
+        use crate::logs::ring::Which;
+        use recent::{Streams, Target};
+        let streams = match stream {
+            None => Streams::Both,
+            Some("out") => Streams::Only(Which::Out),
+            Some("err") => Streams::Only(Which::Err),
+            Some(other) => {
+                let e = format!("unknown stream `{other}` (\"out\" or \"err\")");
+                return self.reply_now(conn, Reply::error(e));
+            }
+        };
+        if self.mode == Mode::Single {
+            let e = "runner -- PROGRAM passes the program's output straight through (as tini \
+                     does) and keeps none of it for `runner logs`";
+            return self.reply_now(conn, Reply::error(e));
+        }
+        let ids = match self.core.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply_now(conn, Reply::error(e)),
+        };
+        let rule = if target == "all" {
+            Target::All
+        } else if self.core.apps().iter().any(|a| a.spec.name == target) {
+            Target::App(target.to_string())
+        } else if let Ok(id) = target.parse::<u32>() {
+            Target::Id(id)
+        } else {
+            Target::Namespace(target.to_string())
+        };
+        let mut bytes = self.output.recent.backlog(&ids, lines, streams);
+        let Some(server) = self.control.as_mut() else {
+            return;
+        };
+        if follow {
+            server.set_streaming(conn);
+            server.send_lines(self.poll.registry(), conn, &bytes, false);
+            self.output.recent.follow(conn, rule, streams);
+        } else {
+            let mut done = serde_json::to_vec(&Reply {
+                ok: true,
+                ..Reply::default()
+            })
+            .unwrap_or_else(|_| b"{\"ok\":true}".to_vec());
+            done.push(b'\n');
+            bytes.extend_from_slice(&done);
+            server.send_lines(self.poll.registry(), conn, &bytes, true);
         }
     }
 
@@ -437,6 +508,15 @@ impl Supervisor {
                 self.reply_now(conn, Reply::instances(rows));
                 return;
             }
+            Request::Logs {
+                target,
+                lines,
+                follow,
+                stream,
+            } => {
+                self.request_logs(conn, &target, lines, follow, stream.as_deref());
+                return;
+            }
             Request::Status => {
                 let (ok, message) = self.core.all_online();
                 let reply = Reply {
@@ -488,7 +568,7 @@ impl Supervisor {
                     self.reply_now(conn, Reply::error(format!("unknown signal `{signal}`")));
                 }
             },
-            Request::List | Request::Status | Request::Apply => {}
+            Request::List | Request::Status | Request::Apply | Request::Logs { .. } => {}
         }
     }
 
@@ -634,7 +714,7 @@ impl Supervisor {
             log::debug!("reaped orphan pid {pid} ({exit})");
             return;
         };
-        let captured = spec.captures_output();
+        let captured = self.output.captures(spec);
         let treekill = spec.treekill;
         if captured {
             self.output.drain_pid(self.poll.registry(), pid);
@@ -721,6 +801,8 @@ impl Supervisor {
 
     fn spawn(&mut self, id: crate::core::SlotId, role: Role) {
         let now = Instant::now();
+        let core = &self.core;
+        self.output.recent.retain(|i| core.slot(i).is_some());
         let (Some(slot), Some(spec)) = (self.core.slot(id), self.core.spec_of(id)) else {
             return;
         };
@@ -762,7 +844,7 @@ impl Supervisor {
             env.push(("NODE_CHANNEL_SERIALIZATION_MODE".into(), "json".into()));
             extra_fds.push(child_end.as_raw_fd());
         }
-        let prepared = match self.output.prepare(spec, slot.index) {
+        let prepared = match self.output.prepare(spec, slot.id, slot.index) {
             Ok(p) => p,
             Err(e) => return self.setup_failed(id, role, e, now),
         };
