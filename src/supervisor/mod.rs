@@ -790,11 +790,17 @@ impl Supervisor {
 
     /// Something the instance needs (its sockets, its log files) could not be set up:
     /// a start that failed, for the restart policy to judge.
-    fn setup_failed(&mut self, id: crate::core::SlotId, role: Role, message: String, now: Instant) {
+    fn setup_failed(
+        &mut self,
+        id: crate::core::SlotId,
+        role: Role,
+        (message, transient): (String, bool),
+        now: Instant,
+    ) {
         let failure = SpawnFailure {
             message,
             code: 126,
-            transient: false,
+            transient,
         };
         self.core.spawned(id, role, Err(failure), now);
     }
@@ -811,7 +817,7 @@ impl Supervisor {
         let mut extra_fds = Vec::new();
         if spec.exec_mode == ExecMode::Cluster && !spec.listen.is_empty() {
             if let Err(e) = self.listeners.ensure(spec) {
-                return self.setup_failed(id, role, e, now);
+                return self.setup_failed(id, role, (e, false), now);
             }
             extra_fds = self.listeners.fds(&spec.name);
             let names = vec![spec.name.as_str(); extra_fds.len()].join(":");

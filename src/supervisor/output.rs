@@ -89,7 +89,7 @@ impl Output {
         spec: &AppSpec,
         id: u32,
         index: u32,
-    ) -> Result<Option<Prepared>, String> {
+    ) -> Result<Option<Prepared>, (String, bool)> {
         if !self.captures(spec) {
             return Ok(None);
         }
@@ -99,10 +99,10 @@ impl Output {
         let err_dest = spec.error_file.as_ref().map_or(Dest::Stderr, file);
         let out_sink = sinks
             .get_or_open(out_dest)
-            .map_err(|e| format!("cannot open out_file: {e}"))?;
+            .map_err(|e| (format!("cannot open out_file: {e}"), short_of_fds(&e)))?;
         let err_sink = sinks
             .get_or_open(err_dest)
-            .map_err(|e| format!("cannot open error_file: {e}"))?;
+            .map_err(|e| (format!("cannot open error_file: {e}"), short_of_fds(&e)))?;
         // Runner's stdout is ours alone unless an app inherits it or it is also stderr,
         // where runner's own log lines go.
         let stdout_id = sinks.get_or_open(Dest::Stdout).ok();
@@ -111,8 +111,9 @@ impl Output {
             let alone = !self.stdout_shared && stdout_id != stderr_id;
             sinks.sink(id).set_exclusive(alone);
         }
-        let (out_r, out_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let (err_r, err_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
+        let pipe_err = |e: std::io::Error| (format!("cannot create a pipe: {e}"), short_of_fds(&e));
+        let (out_r, out_w) = logs::pipe().map_err(pipe_err)?;
+        let (err_r, err_w) = logs::pipe().map_err(pipe_err)?;
         let decor = || {
             Decor::for_instance(&spec.name, index, spec.log_prefix, spec.time)
                 .with_date_format(spec.log_date_format.as_deref())
@@ -249,6 +250,12 @@ impl Output {
             sinks.flush_all_blocking(deadline);
         }
     }
+}
+
+/// Out of file descriptors (EMFILE, ENFILE): a shortage that passes, retried with backoff
+/// like a fork that fails with EAGAIN, never counted as a crash.
+fn short_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 impl Prepared {
