@@ -139,8 +139,11 @@ fn import_ecosystem_config_js() {
         Some("production")
     );
     assert!(text.contains("LISTEN_FDS"), "{text}");
+    // Log keys are converted now, not commented out.
+    assert_eq!(api.get("merge_logs").and_then(|v| v.as_bool()), Some(true));
+    assert_eq!(str_of(api, "log_date_format"), Some("YYYY-MM-DD HH:mm Z"));
     assert!(
-        text.contains("# not supported by runner: merge_logs = true"),
+        !text.contains("not supported by runner: merge_logs"),
         "{text}"
     );
     assert!(

@@ -6,7 +6,6 @@
 //! with its stream and the time it was read, so `runner logs` can show the timestamp the
 //! app's decoration asks for.
 
-use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default bytes kept per instance (about 200 lines of 60 bytes).
@@ -43,7 +42,11 @@ pub struct Entry {
 /// The last lines of one instance, at most `cap` bytes including a small header per line.
 #[derive(Debug)]
 pub struct Ring {
-    bytes: VecDeque<u8>,
+    /// `cap` bytes once the first line arrived; records wrap around its end.
+    buf: Box<[u8]>,
+    /// Offset of the oldest record and bytes in use.
+    head: usize,
+    used: usize,
     cap: usize,
     lines: usize,
 }
@@ -58,7 +61,9 @@ impl Ring {
     /// An empty ring holding at most `cap` bytes (at least one header and one byte).
     pub fn new(cap: usize) -> Ring {
         Ring {
-            bytes: VecDeque::new(),
+            buf: Box::default(),
+            head: 0,
+            used: 0,
             cap: cap.max(HEADER + 1),
             lines: 0,
         }
@@ -79,38 +84,56 @@ impl Ring {
     pub fn push(&mut self, which: Which, line: &[u8], at: SystemTime) {
         let line = &line[..line.len().min(self.cap - HEADER)];
         let need = HEADER + line.len();
-        while self.bytes.len() + need > self.cap && self.lines > 0 {
+        while self.used + need > self.cap && self.lines > 0 {
             self.pop_front();
         }
-        if self.bytes.capacity() == 0 {
-            self.bytes.reserve_exact(self.cap);
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; self.cap].into_boxed_slice();
         }
         let ms = match at.duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
             Err(_) => 0,
         };
-        // `extend` from a slice iterator is a bulk copy for Copy types.
-        self.bytes.extend((line.len() as u32).to_le_bytes().iter());
-        self.bytes.push_back(match which {
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&(line.len() as u32).to_le_bytes());
+        header[4] = match which {
             Which::Out => 0,
             Which::Err => 1,
-        });
-        self.bytes.extend(ms.to_le_bytes().iter());
-        self.bytes.extend(line.iter());
+        };
+        header[5..].copy_from_slice(&ms.to_le_bytes());
+        let end = (self.head + self.used) % self.cap;
+        self.write_at(end, &header);
+        self.write_at((end + HEADER) % self.cap, line);
+        self.used += need;
         self.lines += 1;
     }
 
+    /// Copies `data` into the ring at offset `at`, wrapping at the end.
+    fn write_at(&mut self, at: usize, data: &[u8]) {
+        let first = data.len().min(self.cap - at);
+        self.buf[at..at + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    /// Copies `out.len()` bytes from the ring at logical offset `at` (from the oldest).
+    fn read_at(&self, at: usize, out: &mut [u8]) {
+        let start = (self.head + at) % self.cap;
+        let first = out.len().min(self.cap - start);
+        out[..first].copy_from_slice(&self.buf[start..start + first]);
+        let rest = out.len() - first;
+        out[first..].copy_from_slice(&self.buf[..rest]);
+    }
+
     fn pop_front(&mut self) {
-        let len = self.record_len(0);
-        self.bytes.drain(..HEADER + len);
+        let n = HEADER + self.record_len(0);
+        self.head = (self.head + n) % self.cap;
+        self.used -= n;
         self.lines -= 1;
     }
 
     fn record_len(&self, at: usize) -> usize {
         let mut n = [0u8; 4];
-        for (i, b) in n.iter_mut().enumerate() {
-            *b = self.bytes[at + i];
-        }
+        self.read_at(at, &mut n);
         u32::from_le_bytes(n) as usize
     }
 
@@ -118,7 +141,7 @@ impl Ring {
     pub fn last(&self, n: usize, filter: impl Fn(Which) -> bool) -> Vec<Entry> {
         let mut starts = Vec::with_capacity(self.lines);
         let mut at = 0;
-        while at < self.bytes.len() {
+        while at < self.used {
             starts.push(at);
             at += HEADER + self.record_len(at);
         }
@@ -134,22 +157,19 @@ impl Ring {
     }
 
     fn entry(&self, at: usize) -> Entry {
-        let len = self.record_len(at);
-        let which = if self.bytes[at + 4] == 0 {
+        let mut header = [0u8; HEADER];
+        self.read_at(at, &mut header);
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let which = if header[4] == 0 {
             Which::Out
         } else {
             Which::Err
         };
         let mut ms = [0u8; 8];
-        for (i, b) in ms.iter_mut().enumerate() {
-            *b = self.bytes[at + 5 + i];
-        }
+        ms.copy_from_slice(&header[5..]);
         let ms = i64::from_le_bytes(ms).max(0) as u64;
-        let line = self
-            .bytes
-            .range(at + HEADER..at + HEADER + len)
-            .copied()
-            .collect();
+        let mut line = vec![0u8; len];
+        self.read_at(at + HEADER, &mut line);
         Entry {
             which,
             at: UNIX_EPOCH + Duration::from_millis(ms),
@@ -182,7 +202,7 @@ mod tests {
         assert_eq!(texts(&r.last(10, |_| true)), ["b2", "c3", "d4"]);
         assert_eq!(texts(&r.last(2, |_| true)), ["c3", "d4"]);
         assert_eq!(r.last(1, |_| true)[0].at, t(3));
-        assert!(r.bytes.len() <= r.cap);
+        assert!(r.used <= r.cap);
     }
 
     #[test]
@@ -210,7 +230,7 @@ mod tests {
     #[test]
     fn nothing_is_allocated_before_the_first_line() {
         let r = Ring::default();
-        assert_eq!(r.bytes.capacity(), 0);
+        assert!(r.buf.is_empty());
         assert!(r.is_empty());
     }
 
