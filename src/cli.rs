@@ -44,6 +44,13 @@ pub enum Command {
     Import {
         file: PathBuf,
     },
+    Logs {
+        target: String,
+        lines: usize,
+        follow: bool,
+        /// `"out"` or `"err"`; None for both.
+        stream: Option<String>,
+    },
     Help,
     Version,
 }
@@ -57,7 +64,8 @@ pub struct Invocation {
 pub const USAGE: &str =
     "usage: runner [--env NAME] [--only NAMES] [--socket PATH] [FILE | -- PROGRAM [ARGS...]]
        runner check [FILE] | list [--json] | status | start|stop|restart|reload|delete TARGET
-       runner scale NAME N | signal SIGNAL TARGET | apply | import FILE";
+       runner scale NAME N | signal SIGNAL TARGET | apply | import FILE
+       runner logs [TARGET] [--lines N] [--follow] [--out|--err]";
 
 pub const HELP: &str = "runner — supervise the apps of an ecosystem file in the foreground
 
@@ -72,6 +80,9 @@ USAGE:
     runner signal SIGNAL TARGET             send a signal to the instances
     runner apply                            re-read the ecosystem file and apply the difference
     runner import FILE                      print a PM2 ecosystem file as ecosystem TOML
+    runner logs [TARGET] [--lines N] [--follow] [--out|--err]
+                                            recent output of the instances (default: all,
+                                            15 lines each); --follow streams new lines
 
 OPTIONS:
     --env NAME          merge env_NAME over env for every app
@@ -112,6 +123,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
     let mut global = Global::default();
     let mut positional: Vec<String> = Vec::new();
     let mut json = false;
+    let mut lines: Option<usize> = None;
+    let mut follow = false;
+    let mut stream: Option<&'static str> = None;
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("env") => global.env = Some(value_string(&mut parser, "--env")?),
@@ -128,6 +142,16 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
                 global.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
             }
             Long("json") => json = true,
+            Long("lines") | Short('n') => {
+                let v = value_string(&mut parser, "--lines")?;
+                lines = Some(
+                    v.parse()
+                        .map_err(|_| format!("--lines must be a whole number, not `{v}`"))?,
+                );
+            }
+            Long("follow") | Short('f') => follow = true,
+            Long("out") => stream = Some("out"),
+            Long("err") => stream = Some("err"),
             Short('h') | Long("help") => {
                 return Ok(Invocation {
                     global,
@@ -178,6 +202,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
     if json && first.as_deref() != Some("list") {
         return Err("--json goes with list".into());
     }
+    let logs_opts = lines.is_some() || follow || stream.is_some();
+    if logs_opts && first.as_deref() != Some("logs") {
+        return Err("--lines, --follow, --out and --err go with logs".into());
+    }
     let command = match first.as_deref() {
         None => Command::Supervise {
             file: PathBuf::from(DEFAULT_FILE),
@@ -223,6 +251,17 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             Command::Signal {
                 signal: rest[0].clone(),
                 target: rest[1].clone(),
+            }
+        }
+        Some("logs") => {
+            if rest.len() > 1 {
+                return Err(format!("unexpected argument '{}'", rest[1]));
+            }
+            Command::Logs {
+                target: rest.first().cloned().unwrap_or_else(|| "all".to_string()),
+                lines: lines.unwrap_or(crate::control::protocol::DEFAULT_LOG_LINES),
+                follow,
+                stream: stream.map(String::from),
             }
         }
         Some("import") => {
@@ -311,6 +350,33 @@ mod tests {
             p(&["--only", "a,b", "x.toml"]).unwrap().global.only,
             vec!["a", "b"]
         );
+    }
+
+    #[test]
+    fn logs_takes_an_optional_target_and_its_options() {
+        assert_eq!(
+            p(&["logs"]).unwrap().command,
+            Command::Logs {
+                target: "all".into(),
+                lines: 15,
+                follow: false,
+                stream: None
+            }
+        );
+        assert_eq!(
+            p(&["logs", "api", "--lines", "5", "-f", "--err"])
+                .unwrap()
+                .command,
+            Command::Logs {
+                target: "api".into(),
+                lines: 5,
+                follow: true,
+                stream: Some("err".into())
+            }
+        );
+        assert!(p(&["logs", "--lines", "x"]).is_err());
+        assert!(p(&["list", "--follow"]).is_err());
+        assert!(p(&["logs", "a", "b"]).is_err());
     }
 
     #[test]

@@ -85,6 +85,15 @@ fn run(inv: Invocation) -> u8 {
             client_command(&inv.global, ClientCommand::Signal { signal, target })
         }
         Command::Apply => client_command(&inv.global, ClientCommand::Apply),
+        Command::Logs {
+            target,
+            lines,
+            follow,
+            stream,
+        } => {
+            let path = socket_path::resolve(inv.global.socket.as_deref(), None);
+            client::logs(&path, target, lines, follow, stream)
+        }
         Command::Scale { name, instances } => match instances.parse::<u32>() {
             Ok(n) => client_command(&inv.global, ClientCommand::Scale { name, instances: n }),
             Err(_) => {

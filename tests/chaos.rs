@@ -687,8 +687,12 @@ fn chaos_under_load() {
     );
     // No leak: fds exactly back (give or take an adopted orphan's pidfd), RSS within a
     // small margin of the warm-up figure.
+    // Every instance's stdout and stderr are pipes runner reads (for `runner logs`); a
+    // pipe stays open while any process that inherited it lives, and the chaos apps leave
+    // double-forked daemons behind for a while: allow for those, a real leak grows with
+    // every restart (800 of them here), far beyond this.
     assert!(
-        fds1 <= fds0 + 4,
+        fds1 <= fds0 + 24,
         "runner's fds grew from {fds0} to {fds1}\n{report}"
     );
     assert!(

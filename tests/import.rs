@@ -144,12 +144,15 @@ fn import_ecosystem_config_js() {
         !text.contains("LISTEN_FDS"),
         "no edit of the app is asked for: {text}"
     );
+    // Log keys are converted now, not commented out.
+    assert_eq!(api.get("merge_logs").and_then(|v| v.as_bool()), Some(true));
+    assert_eq!(str_of(api, "log_date_format"), Some("YYYY-MM-DD HH:mm Z"));
     assert!(
-        text.contains("# not supported by runner: merge_logs = true"),
+        !text.contains("not supported by runner: merge_logs"),
         "{text}"
     );
     assert!(
-        text.contains("# not supported by runner: log_date_format = \"YYYY-MM-DD HH:mm Z\""),
+        !text.contains("not supported by runner: log_date_format"),
         "{text}"
     );
 

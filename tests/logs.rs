@@ -598,32 +598,39 @@ fn an_unopenable_out_file_is_reported_and_other_apps_keep_running() {
 }
 
 #[test]
-fn an_app_without_log_keys_writes_to_runners_own_fd_1() {
+fn every_app_writes_through_runner_and_single_program_mode_inherits_fd_1() {
+    // Ecosystem mode: an app without log keys gets pipes too, so that `runner logs` has its
+    // lines; they still end up on runner's stdout/stderr, undecorated.
     let d = TestDir::new("logsinherit");
-    let mut toml = String::from("[[apps]]\nname = \"raw\"\nscript = \"sleep\"\nargs = \"1000\"\n");
-    toml += &gen_app("piped", &["tick", "1000"], "log_prefix = true");
+    let toml = gen_app("raw", &["tick", "50"], "");
     d.ecosystem(&toml);
     let mut p = runner_eco(&d, &[]);
     let raw = wait_app_status(&d, "raw", 1, "online", T)[0].i("pid") as i32;
-    let piped = wait_app_status(&d, "piped", 1, "online", T)[0].i("pid") as i32;
     let runner_out = fd_link(p.pid(), 1).expect("runner's fd 1");
-    let runner_err = fd_link(p.pid(), 2).expect("runner's fd 2");
-    assert!(runner_out.starts_with("pipe:"), "{runner_out}");
-    assert_eq!(
-        fd_link(raw, 1).as_deref(),
-        Some(runner_out.as_str()),
-        "raw's fd 1"
-    );
-    assert_eq!(
-        fd_link(raw, 2).as_deref(),
-        Some(runner_err.as_str()),
-        "raw's fd 2"
-    );
-    // With a log key the app gets pipes of its own.
-    let piped_out = fd_link(piped, 1).expect("piped's fd 1");
-    assert!(piped_out.starts_with("pipe:"), "{piped_out}");
-    assert_ne!(piped_out, runner_out);
-    assert_ne!(fd_link(piped, 2).unwrap(), runner_err);
+    let raw_out = fd_link(raw, 1).expect("raw's fd 1");
+    assert!(raw_out.starts_with("pipe:"), "{raw_out}");
+    assert_ne!(raw_out, runner_out);
+    assert_ne!(fd_link(raw, 2).unwrap(), fd_link(p.pid(), 2).unwrap());
+    wait_for("raw's ticks on runner's stdout", T, || {
+        p.stdout().lines().any(|l| l == "tick 000002")
+    });
+    p.signal("TERM");
+    p.wait(T);
+
+    // `runner -- PROGRAM` stays zero-copy, as tini: the program has runner's own fds.
+    let d = TestDir::new("logsinherit1");
+    let mut p = runner(&d, &["--", "sleep", "1000"]);
+    let mut child = None;
+    wait_for("the sleep child", T, || {
+        child = children(p.pid()).first().map(|c| c.pid);
+        child.is_some()
+    });
+    let child = child.unwrap();
+    wait_for("the child to exec sleep", T, || {
+        std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    });
+    assert_eq!(fd_link(child, 1), fd_link(p.pid(), 1), "child's fd 1");
+    assert_eq!(fd_link(child, 2), fd_link(p.pid(), 2), "child's fd 2");
     p.signal("TERM");
     p.wait(T);
 }

@@ -448,6 +448,16 @@ pub(crate) fn build(
     if let Some(b) = get("time").and_then(|v| ctx.boolean("time", v)) {
         spec.time = b;
     }
+    if let Some(v) = get("log_date_format") {
+        spec.log_date_format = ctx.nonempty("log_date_format", v);
+    }
+    // PM2's default (lib/Common.js verifyConfs): one file for all only in fork mode with
+    // `instances` unset, 0 or "max"; any other count, or cluster mode, splits per process.
+    let counted = get("instances").is_some_and(pm2_counts_instances);
+    spec.merge_logs = spec.exec_mode != ExecMode::Cluster && !counted;
+    if let Some(b) = get("merge_logs").and_then(|v| ctx.boolean("merge_logs", v)) {
+        spec.merge_logs = b;
+    }
 
     Built {
         spec,
@@ -616,6 +626,15 @@ fn instances(ctx: &mut Ctx, v: &Val) -> Option<u32> {
     }
     let cpus = if n <= 0 { ctx.cpus() } else { 1 };
     Some(super::cpus::instances_for(n, cpus))
+}
+
+/// Whether PM2 sees a non-zero `instances` here (`parseInt` of a string; "max" is 0).
+fn pm2_counts_instances(v: &Val) -> bool {
+    match v.get_ref() {
+        DeValue::Integer(i) => integer(i) != Some(0),
+        DeValue::String(s) => s.trim().parse::<i64>().is_ok_and(|n| n != 0),
+        _ => false,
+    }
 }
 
 fn listen(ctx: &mut Ctx, v: &Val) -> Vec<super::model::ListenAddr> {

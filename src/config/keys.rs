@@ -43,6 +43,8 @@ pub const APP_KEYS: &[&str] = &[
     "error_file",
     "log_prefix",
     "time",
+    "log_date_format",
+    "merge_logs",
 ];
 
 /// Other spellings PM2 accepts for the same option: (alias, canonical key).
@@ -52,6 +54,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("err_file", "error_file"),
     ("error", "error_file"),
     ("output", "out_file"),
+    ("combine_logs", "merge_logs"),
 ];
 
 /// PM2 app options runner does not implement: accepted with a warning so a PM2 file
@@ -62,9 +65,6 @@ pub const PM2_UNSUPPORTED: &[&str] = &[
     "watch_delay",
     "watch_options",
     "cron_restart",
-    "merge_logs",
-    "combine_logs",
-    "log_date_format",
     "log_file",
     "log",
     "log_type",

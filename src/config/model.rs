@@ -181,6 +181,11 @@ pub struct AppSpec {
     pub error_file: Option<PathBuf>,
     pub log_prefix: bool,
     pub time: bool,
+    /// PM2's `log_date_format` (dayjs tokens); wins over `time` when both are set.
+    pub log_date_format: Option<String>,
+    /// One `out_file`/`error_file` for every instance; otherwise each instance writes to
+    /// `NAME-ID.log` (PM2's per-process naming). Already resolved to PM2's default.
+    pub merge_logs: bool,
 }
 
 impl AppSpec {
@@ -237,13 +242,47 @@ impl AppSpec {
             error_file: None,
             log_prefix: false,
             time: false,
+            log_date_format: None,
+            merge_logs: true,
         }
     }
 
     /// Whether output must go through runner (pipes) rather than be inherited.
     pub fn captures_output(&self) -> bool {
-        self.log_prefix || self.time || self.out_file.is_some() || self.error_file.is_some()
+        self.log_prefix
+            || self.time
+            || self.log_date_format.is_some()
+            || self.out_file.is_some()
+            || self.error_file.is_some()
     }
+
+    /// The file instance `id` writes `path` to: PM2's rule (`lib/God.js`) unless
+    /// `merge_logs` — a path ending in `.log` gets `-ID` before it, replacing a `-NUMBER`
+    /// already there (`out.log`, `out-3.log` → `out-7.log`); other paths are shared.
+    pub fn log_path_for(&self, path: &std::path::Path, id: u32) -> PathBuf {
+        if self.merge_logs {
+            return path.to_path_buf();
+        }
+        per_instance_log_path(path, id)
+    }
+}
+
+/// `path` with PM2's per-process suffix: `-ID` before a final `.log`, replacing a `-DIGITS`
+/// already there; paths not ending in `.log` are returned as they are.
+pub fn per_instance_log_path(path: &std::path::Path, id: u32) -> PathBuf {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = path.as_os_str().as_bytes();
+    let Some(stem) = bytes.strip_suffix(b".log") else {
+        return path.to_path_buf();
+    };
+    let digits = stem.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let stem = match stem.len().checked_sub(digits + 1) {
+        Some(dash) if digits > 0 && stem[dash] == b'-' => &stem[..dash],
+        _ => stem,
+    };
+    let mut out = stem.to_vec();
+    out.extend_from_slice(format!("-{id}.log").as_bytes());
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// A whole ecosystem file after validation.

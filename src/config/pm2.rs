@@ -280,23 +280,7 @@ const UNSUPPORTED: &[(&str, Option<&str>)] = &[
         "cron",
         Some("run `runner restart NAME` from cron or a systemd timer"),
     ),
-    (
-        "merge_logs",
-        Some("runner writes every instance to the same out_file/error_file"),
-    ),
-    (
-        "combine_logs",
-        Some("runner writes every instance to the same out_file/error_file"),
-    ),
-    (
-        "log_date_format",
-        Some("`time = true` prefixes lines with an ISO-8601 timestamp"),
-    ),
     ("log_type", None),
-    (
-        "disable_logs",
-        Some("without out_file/error_file the output is inherited"),
-    ),
     (
         "pid_file",
         Some("runner writes no pid files; see `runner list --json`"),
@@ -479,7 +463,7 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         "an integer or \"max\"",
         instances,
     );
-    convert_exec_mode(&mut a, instances.as_ref(), interpreter.as_deref());
+    let cluster = convert_exec_mode(&mut a, instances.as_ref(), interpreter.as_deref());
 
     a.map("instance_var", &["instance_var"], "a string", string);
     a.map("increment_var", &["increment_var"], "a string", string);
@@ -549,8 +533,22 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         "a path",
         string,
     );
-    convert_log_file(&mut a, out_file.is_some(), error_file.is_some());
+    let log_file = convert_log_file(&mut a, out_file.is_some(), error_file.is_some());
+    convert_disable_logs(
+        &mut a,
+        out_file.is_some() || error_file.is_some() || log_file,
+    );
     a.map("time", &["time"], "true or false", boolean);
+    a.map("log_date_format", &["log_date_format"], "a string", string);
+    let merge = a.map(
+        "merge_logs",
+        &["merge_logs", "combine_logs"],
+        "true or false",
+        boolean,
+    );
+    if merge.is_none() && (out_file.is_some() || error_file.is_some() || log_file) {
+        pm2_merge_default(&mut a, cluster, instances.as_ref());
+    }
 
     for &key in RUNNER_ONLY {
         a.map(key, &[key], "a TOML value", any);
@@ -635,11 +633,53 @@ fn default_interpreter(a: &mut AppOut, script: Option<&toml::Value>) -> Option<S
     }
 }
 
+/// PM2 decides `merge_logs` from the file as written (lib/Common.js): one file for all
+/// only with no cluster `exec_mode` and `instances` unset, 0 or "max". runner applies the
+/// same rule to the TOML, where the cluster mode PM2 picks later for node apps is written
+/// out: where the two differ (`instances = "max"` with node), say PM2's answer explicitly.
+fn pm2_merge_default(a: &mut AppOut, cluster_out: bool, instances: Option<&toml::Value>) {
+    let declared_cluster = a
+        .app
+        .get("exec_mode")
+        .and_then(Value::as_str)
+        .is_some_and(|m| matches!(m.trim(), "cluster" | "cluster_mode"));
+    let counted = match instances {
+        Some(toml::Value::Integer(n)) => *n != 0,
+        _ => false,
+    };
+    let pm2 = !declared_cluster && !counted;
+    let runner = !cluster_out && !counted;
+    if pm2 != runner {
+        a.lines
+            .push("# PM2 writes every instance of this app to the same log files here".to_string());
+        a.set("merge_logs", &toml::Value::Boolean(pm2));
+    }
+}
+
+/// PM2's `disable_logs`: no log files. runner sends the output to /dev/null instead (it
+/// still keeps the last lines for `runner logs`).
+fn convert_disable_logs(a: &mut AppOut, has_files: bool) {
+    let Some((key, value)) = a.take(&["disable_logs"]) else {
+        return;
+    };
+    match value {
+        Value::Bool(true) if !has_files => {
+            let null = toml::Value::String("/dev/null".into());
+            a.lines.push(comment("PM2 disable_logs = true"));
+            a.set("out_file", &null);
+            a.set("error_file", &null);
+        }
+        Value::Bool(_) => {}
+        _ => a.not_converted(key, value, "true or false"),
+    }
+}
+
 /// `log_file` is PM2's combined stdout+stderr file. runner has no third stream, but
 /// pointing both streams at it gives the same file when no separate ones are asked for.
-fn convert_log_file(a: &mut AppOut, has_out: bool, has_err: bool) {
+/// Whether it did.
+fn convert_log_file(a: &mut AppOut, has_out: bool, has_err: bool) -> bool {
     let Some((key, value)) = a.take(&["log_file", "log"]) else {
-        return;
+        return false;
     };
     match value {
         Value::String(path) if !has_out && !has_err => {
@@ -652,10 +692,12 @@ fn convert_log_file(a: &mut AppOut, has_out: bool, has_err: bool) {
             let v = toml::Value::String(path.clone());
             a.set("out_file", &v);
             a.set("error_file", &v);
+            true
         }
         _ => {
             let hint = "combined log: runner has only out_file and error_file";
             a.notes.push(unsupported_line(key, value, Some(hint)));
+            false
         }
     }
 }
@@ -663,7 +705,11 @@ fn convert_log_file(a: &mut AppOut, has_out: bool, has_err: bool) {
 /// PM2's exec_mode, including the cluster mode PM2 picks by itself for node scripts with
 /// `instances`. Nothing else is needed: in cluster mode runner is the Node cluster
 /// primary, so the app's own `listen(PORT)` shares one socket, as under PM2.
-fn convert_exec_mode(a: &mut AppOut, instances: Option<&toml::Value>, interpreter: Option<&str>) {
+fn convert_exec_mode(
+    a: &mut AppOut,
+    instances: Option<&toml::Value>,
+    interpreter: Option<&str>,
+) -> bool {
     let mode = match a.take(&["exec_mode"]) {
         None => None,
         Some((key, value)) => match value.as_str().map(str::trim) {
@@ -706,6 +752,7 @@ fn convert_exec_mode(a: &mut AppOut, instances: Option<&toml::Value>, interprete
             None => a.not_converted(key, value, "an array of addresses"),
         }
     }
+    mode == Some("cluster") || implicit
 }
 
 /// One `env` or `env_<profile>` table, already rendered.
@@ -1270,8 +1317,6 @@ mod tests {
             "# not supported by runner: watch = true  (file watching is not implemented)",
             "# not supported by runner: ignore_watch = [\"node_modules\", \"logs\"]",
             "# not supported by runner: cron_restart = \"0 3 * * *\"",
-            "# not supported by runner: merge_logs = true",
-            "# not supported by runner: log_date_format = \"YYYY-MM-DD HH:mm Z\"",
             "# not supported by runner: pid_file = \"/tmp/web.pid\"",
             "# not supported by runner: vizion = false",
             "# not supported by runner: source_map_support = true",
@@ -1283,7 +1328,9 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
-        assert_eq!(app.len(), 2, "only name and script are keys:\n{text}");
+        assert_eq!(app.get("merge_logs"), Some(&toml::Value::Boolean(true)));
+        assert_eq!(app.get("log_date_format"), Some(&s("YYYY-MM-DD HH:mm Z")));
+        assert_eq!(app.len(), 4, "only name, script and the log keys:\n{text}");
     }
 
     #[test]
@@ -1417,6 +1464,30 @@ mod tests {
         assert!(!text.contains("PM2 runs"), "{text}");
         let (text, _) = one_app(json!({ "script": "src/index.ts" }));
         assert!(text.contains("PM2 runs .ts scripts with bun"), "{text}");
+    }
+
+    #[test]
+    fn pm2_log_naming_keys_convert() {
+        let (_, app) = one_app(json!({ "script": "a.js", "combine_logs": false,
+            "out_file": "o.log", "log_date_format": "YYYY-MM-DD HH:mm:ss" }));
+        assert_eq!(app.get("merge_logs"), Some(&toml::Value::Boolean(false)));
+        assert_eq!(app.get("log_date_format"), Some(&s("YYYY-MM-DD HH:mm:ss")));
+        // PM2 merges a node app with instances "max" and no exec_mode (it decides on
+        // cluster mode only later); the TOML says cluster, so PM2's answer is written.
+        let (text, app) = one_app(json!({ "script": "a.js", "instances": "max",
+            "out_file": "o.log" }));
+        assert_eq!(app.get("exec_mode"), Some(&s("cluster")));
+        assert_eq!(
+            app.get("merge_logs"),
+            Some(&toml::Value::Boolean(true)),
+            "{text}"
+        );
+        // Where the rules agree nothing is added.
+        let (_, app) = one_app(json!({ "script": "a.py", "instances": 2, "out_file": "o.log" }));
+        assert!(app.get("merge_logs").is_none());
+        let (_, app) = one_app(json!({ "script": "a.py", "disable_logs": true }));
+        assert_eq!(app.get("out_file"), Some(&s("/dev/null")));
+        assert_eq!(app.get("error_file"), Some(&s("/dev/null")));
     }
 
     #[test]

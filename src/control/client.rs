@@ -268,6 +268,149 @@ pub fn run(socket: &Path, cmd: ClientCommand) -> u8 {
     }
 }
 
+/// `runner logs`: prints each line as `name[instance] line` on stdout (stderr lines in red
+/// on a terminal), a `runner: N lines dropped` notice on stderr when runner had to drop
+/// lines for this client, and with `follow` keeps printing until runner goes away or the
+/// user stops it. Exit code as [`run`].
+pub fn logs(
+    socket: &Path,
+    target: String,
+    lines: usize,
+    follow: bool,
+    stream: Option<String>,
+) -> u8 {
+    let req = Request::Logs {
+        target,
+        lines,
+        follow,
+        stream,
+    };
+    let timeout = (!follow).then_some(QUERY_TIMEOUT);
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let fail = |e: ClientError| {
+        eprintln!("runner: {e}");
+        1
+    };
+    let err = |e: io::Error| ClientError::from_io(socket, e, timeout);
+    let mut conn = match connect(socket, timeout) {
+        Ok(c) => c,
+        Err(e) => return fail(err(e)),
+    };
+    let mut line = match serde_json::to_vec(&req) {
+        Ok(l) => l,
+        Err(e) => return fail(ClientError::Protocol(socket.to_path_buf(), e.to_string())),
+    };
+    line.push(b'\n');
+    if let Err(e) = conn.write_all(&line) {
+        return fail(err(e));
+    }
+    let color = table::use_color();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+                return fail(ClientError::Timeout(socket.to_path_buf(), QUERY_TIMEOUT));
+            }
+        }
+        let n = match conn.read(&mut chunk) {
+            Ok(0) => {
+                let _ = out.flush();
+                if follow {
+                    eprintln!("runner: runner on {} has exited", socket.display());
+                    return 0;
+                }
+                return fail(ClientError::Protocol(
+                    socket.to_path_buf(),
+                    "runner closed the connection without replying".into(),
+                ));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return fail(err(e)),
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(i) = pending[start..].iter().position(|&b| b == b'\n') {
+            let obj = &pending[start..start + i];
+            start += i + 1;
+            match log_event(obj, color) {
+                LogEvent::Line(text) => {
+                    if out.write_all(text.as_bytes()).is_err() {
+                        // The reader went away (`runner logs | head`): done.
+                        return 0;
+                    }
+                }
+                LogEvent::Notice(text) => {
+                    let _ = out.flush();
+                    eprint!("{text}");
+                }
+                LogEvent::Done(code, text) => {
+                    let _ = out.flush();
+                    eprint!("{text}");
+                    return code;
+                }
+            }
+        }
+        pending.drain(..start);
+        if pending.len() > MAX_REPLY {
+            return fail(ClientError::Protocol(
+                socket.to_path_buf(),
+                "line too long".into(),
+            ));
+        }
+        if out.flush().is_err() {
+            return 0;
+        }
+    }
+}
+
+/// One object of a `logs` answer, as the CLI shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEvent {
+    /// Text for stdout, newline included.
+    Line(String),
+    /// Text for stderr (dropped lines).
+    Notice(String),
+    /// The final reply: exit code and text for stderr (empty on success).
+    Done(u8, String),
+}
+
+/// Turns one JSON object of a `logs` answer into what the CLI prints.
+pub fn log_event(obj: &[u8], color: bool) -> LogEvent {
+    let v: serde_json::Value = match serde_json::from_slice(obj) {
+        Ok(v) => v,
+        Err(e) => {
+            return LogEvent::Done(1, format!("runner: unexpected answer from runner: {e}\n"))
+        }
+    };
+    if let Ok(l) = serde_json::from_value::<super::protocol::LogLine>(v.clone()) {
+        let text = format!("{}[{}] {}", l.name, l.instance, l.line);
+        return LogEvent::Line(if color && l.stream == "err" {
+            format!("\x1b[31m{text}\x1b[0m\n")
+        } else {
+            format!("{text}\n")
+        });
+    }
+    if let Some(n) = v.get("dropped").and_then(|n| n.as_u64()) {
+        let s = if n == 1 { "" } else { "s" };
+        return LogEvent::Notice(format!(
+            "runner: {n} line{s} dropped (this client did not keep up)\n"
+        ));
+    }
+    match serde_json::from_value::<Reply>(v) {
+        Ok(r) if r.ok => LogEvent::Done(0, String::new()),
+        Ok(r) => {
+            let e = r.error.as_deref().unwrap_or("request failed");
+            LogEvent::Done(1, format!("runner: {e}\n"))
+        }
+        Err(e) => LogEvent::Done(1, format!("runner: unexpected answer from runner: {e}\n")),
+    }
+}
+
 /// What a command prints for a reply, kept apart from printing so it can be tested.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -526,6 +669,33 @@ mod tests {
         };
         assert!(cmd.request().is_err());
         assert_eq!(run(Path::new("/nonexistent"), cmd), 2);
+    }
+
+    #[test]
+    fn log_objects_print_with_their_prefix_and_notices_go_to_stderr() {
+        let line = br#"{"id":3,"name":"api","instance":1,"stream":"out","line":"hello"}"#;
+        assert_eq!(
+            log_event(line, false),
+            LogEvent::Line("api[1] hello\n".into())
+        );
+        let err = br#"{"id":3,"name":"api","instance":1,"stream":"err","line":"bad"}"#;
+        assert_eq!(
+            log_event(err, true),
+            LogEvent::Line("\x1b[31mapi[1] bad\x1b[0m\n".into())
+        );
+        assert_eq!(
+            log_event(br#"{"dropped":12}"#, false),
+            LogEvent::Notice("runner: 12 lines dropped (this client did not keep up)\n".into())
+        );
+        assert_eq!(
+            log_event(br#"{"ok":true}"#, false),
+            LogEvent::Done(0, String::new())
+        );
+        assert_eq!(
+            log_event(br#"{"ok":false,"error":"no app"}"#, false),
+            LogEvent::Done(1, "runner: no app\n".into())
+        );
+        assert!(matches!(log_event(b"nope", false), LogEvent::Done(1, _)));
     }
 
     #[test]

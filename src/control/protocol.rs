@@ -8,14 +8,68 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     List,
     Status,
-    Start { target: String },
-    Stop { target: String },
-    Restart { target: String },
-    Reload { target: String },
-    Delete { target: String },
-    Scale { name: String, instances: u32 },
-    Signal { signal: String, target: String },
+    Start {
+        target: String,
+    },
+    Stop {
+        target: String,
+    },
+    Restart {
+        target: String,
+    },
+    Reload {
+        target: String,
+    },
+    Delete {
+        target: String,
+    },
+    Scale {
+        name: String,
+        instances: u32,
+    },
+    Signal {
+        signal: String,
+        target: String,
+    },
     Apply,
+    /// `runner logs`: the last `lines` lines of each instance of `target`, then (with
+    /// `follow`) new lines until the client leaves. `stream`: `"out"`, `"err"` or absent
+    /// for both. Answered with one [`LogLine`] object per line (and `{"dropped":N}` when a
+    /// follower lost lines), then — without `follow` — a [`Reply`].
+    Logs {
+        #[serde(default = "all")]
+        target: String,
+        #[serde(default = "default_lines")]
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<String>,
+    },
+}
+
+fn all() -> String {
+    "all".to_string()
+}
+
+/// PM2's `pm2 logs --lines` default.
+pub const DEFAULT_LOG_LINES: usize = 15;
+
+fn default_lines() -> usize {
+    DEFAULT_LOG_LINES
+}
+
+/// One line of an instance's output, as `logs` sends it. `line` has the app's time
+/// decoration (`time`, `log_date_format`) but not `name[instance]`; bytes that are not
+/// UTF-8 arrive as U+FFFD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub id: u32,
+    pub name: String,
+    pub instance: u32,
+    /// `"out"` or `"err"`.
+    pub stream: String,
+    pub line: String,
 }
 
 /// One row of `list`.
@@ -117,6 +171,22 @@ mod tests {
             r#"{"cmd":"signal","signal":"SIGUSR2","target":"api"}"#
         );
         assert_eq!(parse_request(text.as_bytes()).unwrap(), r);
+    }
+
+    #[test]
+    fn a_logs_request_has_pm2_defaults() {
+        let r = parse_request(br#"{"cmd":"logs"}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Logs {
+                target: "all".into(),
+                lines: DEFAULT_LOG_LINES,
+                follow: false,
+                stream: None
+            }
+        );
+        assert!(parse_request(br#"{"cmd":"logs","lines":-1}"#).is_err());
+        assert!(parse_request(br#"{"cmd":"logs","folow":true}"#).is_err());
     }
 
     #[test]

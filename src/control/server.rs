@@ -44,6 +44,21 @@ const READ_CHUNK: usize = 16 * 1024;
 /// health check) out. Clients send their request at once; a long operation (a reload) has
 /// a request in flight and is never cut.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes a streaming client (`runner logs --follow`) may have unwritten before more lines
+/// for it are held back (and, upstream, dropped): its connection never grows beyond this
+/// plus one batch.
+pub const STREAM_CAP: usize = 64 * 1024;
+
+/// What became of bytes offered to a streaming client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// Taken (and written as far as the socket allowed).
+    Queued,
+    /// The client has not read what it already has: try again later.
+    Full,
+    /// The connection is closed.
+    Gone,
+}
 
 /// The listening control socket and its connections.
 pub struct Server {
@@ -79,6 +94,8 @@ struct Conn {
     in_flight: usize,
     /// The last event or reply on this connection, for the idle timeout.
     last_active: Instant,
+    /// Follows a stream (`logs --follow`): it ends when the client closes its side.
+    streaming: bool,
 }
 
 impl Conn {
@@ -359,6 +376,7 @@ impl Server {
                 read_closed: false,
                 in_flight: 0,
                 last_active: Instant::now(),
+                streaming: false,
             };
             let token = Token(base.0 + 1 + slot);
             if let Err(e) = registry.register(&mut conn.stream, token, Interest::READABLE) {
@@ -439,6 +457,75 @@ impl Server {
             .collect();
         for slot in expired {
             self.close(registry, slot, "idle");
+        }
+    }
+
+    /// Whether the connection `conn` is still open.
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.by_id.contains_key(&conn)
+    }
+
+    /// Marks `conn` as following a stream: its request stays unanswered, and the client
+    /// closing its side ends it (a follower never half-closes to say it is done sending).
+    pub fn set_streaming(&mut self, conn: ConnId) {
+        if let Some(c) = self.conn_mut(conn) {
+            c.streaming = true;
+        }
+    }
+
+    fn conn_mut(&mut self, conn: ConnId) -> Option<&mut Conn> {
+        let slot = *self.by_id.get(&conn)?;
+        self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Offers `bytes` (whole JSON lines) to a streaming client: taken only while less than
+    /// [`STREAM_CAP`] waits unwritten for it, so a client that does not read costs bounded
+    /// memory and never a blocking write.
+    pub fn stream(&mut self, registry: &Registry, conn: ConnId, bytes: &[u8]) -> Streamed {
+        let (Some(&slot), Some(base)) = (self.by_id.get(&conn), self.base) else {
+            return Streamed::Gone;
+        };
+        let token = Token(base.0 + 1 + slot);
+        let next = match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(c) if c.pending() >= STREAM_CAP => return Streamed::Full,
+            Some(c) => {
+                c.output.extend_from_slice(bytes);
+                flush(c, registry, token)
+            }
+            None => return Streamed::Gone,
+        };
+        match next {
+            Next::Keep => Streamed::Queued,
+            Next::Close(why) => {
+                self.close(registry, slot, why);
+                Streamed::Gone
+            }
+        }
+    }
+
+    /// Queues `bytes` (whole JSON lines): the `logs` backlog, bounded by the ring buffers
+    /// rather than by [`MAX_PENDING_OUTPUT`]. With `answered`, the last line was the
+    /// request's final reply.
+    pub fn send_lines(&mut self, registry: &Registry, conn: ConnId, bytes: &[u8], answered: bool) {
+        let (Some(&slot), Some(base)) = (self.by_id.get(&conn), self.base) else {
+            return;
+        };
+        let token = Token(base.0 + 1 + slot);
+        let next = match self.slots.get_mut(slot).and_then(Option::as_mut) {
+            Some(c) => {
+                if answered {
+                    c.in_flight = c.in_flight.saturating_sub(1);
+                }
+                c.output.extend_from_slice(bytes);
+                match flush(c, registry, token) {
+                    Next::Keep => finished(c),
+                    close => close,
+                }
+            }
+            None => return,
+        };
+        if let Next::Close(why) = next {
+            self.close(registry, slot, why);
         }
     }
 
@@ -577,6 +664,7 @@ fn service(
         let mut buf = [0u8; READ_CHUNK];
         loop {
             match conn.stream.read(&mut buf) {
+                Ok(0) if conn.streaming => return Next::Close("follower left"),
                 Ok(0) => {
                     conn.read_closed = true;
                     // An unterminated last line still counts (`printf '...' | socat`).

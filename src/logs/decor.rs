@@ -1,6 +1,9 @@
-//! How an output line is decorated: an ISO-8601 timestamp and/or `name[instance]`.
+//! How an output line is decorated: a timestamp (ISO-8601, or `log_date_format`) and/or
+//! `name[instance]`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::datefmt::DateFormat;
 
 /// How lines are decorated (`time` and `log_prefix` of the ecosystem file).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -9,6 +12,9 @@ pub struct Decor {
     pub prefix: Option<String>,
     /// Start the line with the UTC time it was read, e.g. `2026-11-26T16:41:16.123Z `.
     pub time: bool,
+    /// `log_date_format`: start the line with the local time in this format and `: `, as
+    /// PM2 does (`2026-11-26 17:41:16: `). Wins over `time`.
+    pub date: Option<DateFormat>,
 }
 
 impl Decor {
@@ -17,19 +23,39 @@ impl Decor {
         Decor {
             prefix: log_prefix.then(|| format!("{name}[{instance}]")),
             time,
+            date: None,
         }
+    }
+
+    /// [`Decor::for_instance`] with a `log_date_format`.
+    pub fn with_date_format(mut self, format: Option<&str>) -> Decor {
+        self.date = format.map(DateFormat::parse);
+        self
     }
 
     /// Whether this decoration adds nothing.
     pub fn is_plain(&self) -> bool {
-        self.prefix.is_none() && !self.time
+        self.prefix.is_none() && !self.time && self.date.is_none()
+    }
+
+    /// The decoration without `name[instance]`: what `runner logs` shows after its own
+    /// prefix.
+    pub fn without_prefix(&self) -> Decor {
+        Decor {
+            prefix: None,
+            time: self.time,
+            date: self.date.clone(),
+        }
     }
 
     /// Appends `[TIME ][PREFIX ]line\n` to `out` (no trailing blank when `line` is empty), e.g.
     /// `2026-11-26T16:41:16.123Z api[0] listening on :3000\n`. `line` is copied byte for
     /// byte; it should not contain its newline.
     pub fn format(&self, line: &[u8], now: SystemTime, out: &mut Vec<u8>) {
-        if self.time {
+        if let Some(d) = &self.date {
+            d.push(now, out);
+            out.extend_from_slice(b": ");
+        } else if self.time {
             push_iso8601(now, out);
             out.push(b' ');
         }
@@ -150,7 +176,7 @@ impl Cursor<'_> {
 
 /// (year, month 1-12, day 1-31) of the day `z` days after 1970-01-01 in the proleptic
 /// Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(super) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097); // [0, 146096]
@@ -219,6 +245,7 @@ mod tests {
         let d = Decor {
             prefix: None,
             time: true,
+            date: None,
         };
         d.format(b"hi", at(1_700_000_000_500), &mut out);
         assert_eq!(out, b"2023-11-14T22:13:20.500Z hi\n");

@@ -69,10 +69,13 @@
 //! capacity plus what one [`Stream::pump`] read adds after the sink filled up (≤
 //! [`READ_CHUNK`] bytes of input, decorated).
 
+mod datefmt;
 mod decor;
 mod line;
+pub mod ring;
 pub mod sink;
 
+pub use datefmt::DateFormat;
 pub use decor::{iso8601, Decor};
 pub use line::LineBuffer;
 pub use sink::{Sink, WriteMode};
@@ -277,6 +280,27 @@ pub fn read_pipe(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+thread_local! {
+    /// The read buffer every [`Stream::pump`] borrows (the loop is one thread).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`read_pipe`] into memory that need not be initialised; returns how many bytes of it
+/// now are.
+fn read_pipe_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+    loop {
+        // SAFETY: the buffer is valid for its length; read(2) only writes to it.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// What [`Stream::pump`] stopped on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pump {
@@ -336,33 +360,59 @@ impl Stream {
     /// the stream ends; `now` stamps the lines (`time`). Doesn't flush: the loop flushes the
     /// sinks once per wake-up. A read error other than EAGAIN/EINTR ends the stream.
     pub fn pump(&mut self, sinks: &mut Sinks, now: SystemTime) -> Pump {
+        self.pump_with(sinks, now, &mut |_| {})
+    }
+
+    /// [`Stream::pump`], also handing every line (undecorated, without its newline) to
+    /// `tap` — the instance's ring buffer and `runner logs --follow` clients.
+    pub fn pump_with(
+        &mut self,
+        sinks: &mut Sinks,
+        now: SystemTime,
+        tap: &mut dyn FnMut(&[u8]),
+    ) -> Pump {
         if self.eof {
             return Pump::Eof;
         }
         let sink = sinks.sink(self.sink);
-        let mut buf = [0u8; READ_CHUNK];
-        loop {
+        // One heap buffer for all streams, never zeroed: a 64 KiB array on the stack would
+        // be touched page by page (stack probes) by the first read of every idle instance,
+        // and RSS with 50 instances is a target; untouched heap pages cost nothing.
+        let mut buf = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        buf.clear();
+        buf.reserve_exact(READ_CHUNK);
+        let result = loop {
             if !sink.has_room() {
-                return Pump::Full;
+                break Some(Pump::Full);
             }
-            match read_pipe(self.fd.as_raw_fd(), &mut buf) {
-                Ok(0) => break,
+            let spare = buf.spare_capacity_mut();
+            match read_pipe_uninit(self.fd.as_raw_fd(), spare) {
+                Ok(0) => break None,
                 Ok(n) => {
+                    // SAFETY: read(2) initialised the first `n` bytes of the spare room.
+                    let data =
+                        unsafe { std::slice::from_raw_parts(spare.as_ptr().cast::<u8>(), n) };
                     let decor = &self.decor;
-                    self.lines.push(&buf[..n], |line, _| {
+                    self.lines.push(data, |line, _| {
                         sink.queue_line(decor, line, now);
+                        tap(line);
                     });
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pump::Empty,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Some(Pump::Empty),
                 Err(e) => {
                     log::warn!("reading instance output for {}: {e}", sink.label());
-                    break;
+                    break None;
                 }
             }
+        };
+        SCRATCH.with(|s| *s.borrow_mut() = buf);
+        if let Some(p) = result {
+            return p;
         }
         let decor = &self.decor;
         self.lines.finish(|line, _| {
             sink.queue_line(decor, line, now);
+            tap(line);
         });
         self.eof = true;
         Pump::Eof

@@ -9,6 +9,7 @@ mod node;
 mod output;
 mod probes;
 mod ready;
+mod recent;
 pub mod scrape;
 mod signals;
 pub mod spawn;
@@ -182,7 +183,7 @@ impl Supervisor {
             node: node::NodeChannels::default(),
             next_worker_id: 1,
             systemd: systemd::Systemd::from_env(Instant::now()),
-            output: output::Output::default(),
+            output: output::Output::new(mode != Mode::Single),
         })
     }
 
@@ -198,6 +199,7 @@ impl Supervisor {
                 self.sweep_orphans();
                 self.output
                     .finish(self.poll.registry(), Duration::from_secs(2));
+                self.deliver_logs();
                 return code;
             }
             self.run_probes();
@@ -262,6 +264,7 @@ impl Supervisor {
                     server.accept(self.poll.registry(), now);
                 }
             }
+            self.deliver_logs();
             self.check_memory();
             // Most wake-ups (output, control requests) have nothing due: keep them cheap.
             let now = Instant::now();
@@ -292,6 +295,74 @@ impl Supervisor {
         self.apply_said(said);
         for held in due {
             self.trees.signal(held.pid, held.signal, held.tree);
+        }
+    }
+
+    /// Hands new lines to `runner logs --follow` clients.
+    fn deliver_logs(&mut self) {
+        if !self.output.recent.has_followers() {
+            return;
+        }
+        if let Some(server) = self.control.as_mut() {
+            self.output.recent.deliver(self.poll.registry(), server);
+        }
+    }
+
+    /// `runner logs`: the backlog now, then new lines as they come with `follow`.
+    fn request_logs(
+        &mut self,
+        conn: ConnId,
+        target: &str,
+        lines: usize,
+        follow: bool,
+        stream: Option<&str>,
+    ) {
+        use crate::logs::ring::Which;
+        use recent::{Streams, Target};
+        let streams = match stream {
+            None => Streams::Both,
+            Some("out") => Streams::Only(Which::Out),
+            Some("err") => Streams::Only(Which::Err),
+            Some(other) => {
+                let e = format!("unknown stream `{other}` (\"out\" or \"err\")");
+                return self.reply_now(conn, Reply::error(e));
+            }
+        };
+        if self.mode == Mode::Single {
+            let e = "runner -- PROGRAM passes the program's output straight through (as tini \
+                     does) and keeps none of it for `runner logs`";
+            return self.reply_now(conn, Reply::error(e));
+        }
+        let ids = match self.core.resolve(target) {
+            Ok(ids) => ids,
+            Err(e) => return self.reply_now(conn, Reply::error(e)),
+        };
+        let rule = if target == "all" {
+            Target::All
+        } else if self.core.apps().iter().any(|a| a.spec.name == target) {
+            Target::App(target.to_string())
+        } else if let Ok(id) = target.parse::<u32>() {
+            Target::Id(id)
+        } else {
+            Target::Namespace(target.to_string())
+        };
+        let mut bytes = self.output.recent.backlog(&ids, lines, streams);
+        let Some(server) = self.control.as_mut() else {
+            return;
+        };
+        if follow {
+            server.set_streaming(conn);
+            server.send_lines(self.poll.registry(), conn, &bytes, false);
+            self.output.recent.follow(conn, rule, streams);
+        } else {
+            let mut done = serde_json::to_vec(&Reply {
+                ok: true,
+                ..Reply::default()
+            })
+            .unwrap_or_else(|_| b"{\"ok\":true}".to_vec());
+            done.push(b'\n');
+            bytes.extend_from_slice(&done);
+            server.send_lines(self.poll.registry(), conn, &bytes, true);
         }
     }
 
@@ -479,6 +550,15 @@ impl Supervisor {
                 self.reply_now(conn, Reply::instances(rows));
                 return;
             }
+            Request::Logs {
+                target,
+                lines,
+                follow,
+                stream,
+            } => {
+                self.request_logs(conn, &target, lines, follow, stream.as_deref());
+                return;
+            }
             Request::Status => {
                 let (ok, message) = self.core.all_online();
                 let reply = Reply {
@@ -539,7 +619,7 @@ impl Supervisor {
                     self.reply_now(conn, Reply::error(format!("unknown signal `{signal}`")));
                 }
             },
-            Request::List | Request::Status | Request::Apply => {}
+            Request::List | Request::Status | Request::Apply | Request::Logs { .. } => {}
         }
     }
 
@@ -691,7 +771,7 @@ impl Supervisor {
             log::debug!("reaped orphan pid {pid} ({exit})");
             return;
         };
-        let captured = spec.captures_output();
+        let captured = self.output.captures(spec);
         let treekill = spec.treekill;
         if captured {
             self.output.drain_pid(self.poll.registry(), pid);
@@ -780,17 +860,25 @@ impl Supervisor {
 
     /// Something the instance needs (its sockets, its log files) could not be set up:
     /// a start that failed, for the restart policy to judge.
-    fn setup_failed(&mut self, id: crate::core::SlotId, role: Role, message: String, now: Instant) {
+    fn setup_failed(
+        &mut self,
+        id: crate::core::SlotId,
+        role: Role,
+        (message, transient): (String, bool),
+        now: Instant,
+    ) {
         let failure = SpawnFailure {
             message,
             code: 126,
-            transient: false,
+            transient,
         };
         self.core.spawned(id, role, Err(failure), now);
     }
 
     fn spawn(&mut self, id: crate::core::SlotId, role: Role) {
         let now = Instant::now();
+        let core = &self.core;
+        self.output.recent.retain(|i| core.slot(i).is_some());
         let (Some(slot), Some(spec)) = (self.core.slot(id), self.core.spec_of(id)) else {
             return;
         };
@@ -799,7 +887,7 @@ impl Supervisor {
         let mut extra_fds = Vec::new();
         if spec.exec_mode == ExecMode::Cluster && !spec.listen.is_empty() {
             if let Err(e) = self.listeners.ensure(spec) {
-                return self.setup_failed(id, role, e, now);
+                return self.setup_failed(id, role, (e, false), now);
             }
             extra_fds = self.listeners.fds(&spec.name);
             let names = vec![spec.name.as_str(); extra_fds.len()].join(":");
@@ -843,7 +931,7 @@ impl Supervisor {
                 self.next_worker_id += 1;
             }
         }
-        let prepared = match self.output.prepare(spec, slot.index) {
+        let prepared = match self.output.prepare(spec, slot.id, slot.index) {
             Ok(p) => p,
             Err(e) => return self.setup_failed(id, role, e, now),
         };

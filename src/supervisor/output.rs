@@ -1,7 +1,9 @@
-//! The loop's side of log capture: pipes for the instances of apps that set `log_prefix`,
-//! `time`, `out_file` or `error_file`, read as they become readable and written as whole
-//! lines through [`crate::logs`] without blocking the loop. Apps without those keys write
-//! straight to runner's fd 1 and 2 and never pass through here.
+//! The loop's side of log capture: pipes for every instance in ecosystem mode, read as
+//! they become readable and written as whole lines through [`crate::logs`] without blocking
+//! the loop — to the log files, or to runner's own stdout/stderr — and kept in each
+//! instance's ring for `runner logs` ([`Recent`]). Only single-program mode
+//! (`runner -- PROGRAM`) hands the program runner's fd 1 and 2, as tini does, and never
+//! passes through here.
 
 use std::collections::{HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -11,7 +13,9 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
 use crate::config::AppSpec;
+use crate::logs::ring::Which;
 use crate::logs::{self, Decor, Dest, Pump, Sinks, Stream};
+use crate::supervisor::recent::{Meta, Recent};
 use crate::supervisor::tokens::Band;
 
 /// While output waits for a slow reader, retry this often.
@@ -21,13 +25,27 @@ const RETRY: Duration = Duration::from_millis(50);
 pub struct Prepared {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    streams: Vec<Stream>,
+    streams: Vec<(Which, Stream)>,
+    id: u32,
+}
+
+/// Whose stream it is.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    pid: i32,
+    id: u32,
+    which: Which,
 }
 
 #[derive(Default)]
 pub struct Output {
+    /// Every instance's output goes through runner (ecosystem mode), not only that of apps
+    /// with log keys.
+    capture_all: bool,
+    /// Recent lines per instance and `logs --follow` clients.
+    pub recent: Recent,
     sinks: Option<Sinks>,
-    streams: HashMap<Token, (i32, Stream)>,
+    streams: HashMap<Token, (Owner, Stream)>,
     /// Streams whose sink was full: pumped again once it has room.
     full: HashSet<Token>,
     next: usize,
@@ -36,6 +54,20 @@ pub struct Output {
 }
 
 impl Output {
+    /// Output that goes through runner for every app (ecosystem mode), or only for apps
+    /// with log keys (single-program mode, where there are none).
+    pub fn new(capture_all: bool) -> Output {
+        Output {
+            capture_all,
+            ..Output::default()
+        }
+    }
+
+    /// Whether the instances of `spec` write through runner.
+    pub fn captures(&self, spec: &AppSpec) -> bool {
+        self.capture_all || spec.captures_output()
+    }
+
     /// An instance is about to write to runner's stdout directly.
     pub fn note_inherited(&mut self) {
         self.stdout_shared = true;
@@ -50,21 +82,28 @@ impl Output {
         self.streams.contains_key(&token)
     }
 
-    /// Pipes and destinations for one instance; None when the app's output is inherited.
-    pub fn prepare(&mut self, spec: &AppSpec, index: u32) -> Result<Option<Prepared>, String> {
-        if !spec.captures_output() {
+    /// Pipes and destinations for instance `id` (number `index` of its app); None when the
+    /// app's output is inherited.
+    pub fn prepare(
+        &mut self,
+        spec: &AppSpec,
+        id: u32,
+        index: u32,
+    ) -> Result<Option<Prepared>, (String, bool)> {
+        if !self.captures(spec) {
             return Ok(None);
         }
         let sinks = self.sinks.get_or_insert_with(|| Sinks::new(logs::SINK_CAP));
-        let out_dest = spec.out_file.clone().map_or(Dest::Stdout, Dest::File);
-        let err_dest = spec.error_file.clone().map_or(Dest::Stderr, Dest::File);
+        let file = |p: &std::path::PathBuf| Dest::File(spec.log_path_for(p, id));
+        let out_dest = spec.out_file.as_ref().map_or(Dest::Stdout, file);
+        let err_dest = spec.error_file.as_ref().map_or(Dest::Stderr, file);
         let creds = spec.credentials.as_ref();
         let out_sink = sinks
             .get_or_open_as(out_dest, creds)
-            .map_err(|e| format!("cannot open out_file: {e}"))?;
+            .map_err(|e| (format!("cannot open out_file: {e}"), short_of_fds(&e)))?;
         let err_sink = sinks
             .get_or_open_as(err_dest, creds)
-            .map_err(|e| format!("cannot open error_file: {e}"))?;
+            .map_err(|e| (format!("cannot open error_file: {e}"), short_of_fds(&e)))?;
         // Runner's stdout is ours alone unless an app inherits it or it is also stderr,
         // where runner's own log lines go.
         let stdout_id = sinks.get_or_open(Dest::Stdout).ok();
@@ -73,22 +112,37 @@ impl Output {
             let alone = !self.stdout_shared && stdout_id != stderr_id;
             sinks.sink(id).set_exclusive(alone);
         }
-        let (out_r, out_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let (err_r, err_w) = logs::pipe().map_err(|e| format!("cannot create a pipe: {e}"))?;
-        let decor = || Decor::for_instance(&spec.name, index, spec.log_prefix, spec.time);
+        let pipe_err = |e: std::io::Error| (format!("cannot create a pipe: {e}"), short_of_fds(&e));
+        let (out_r, out_w) = logs::pipe().map_err(pipe_err)?;
+        let (err_r, err_w) = logs::pipe().map_err(pipe_err)?;
+        let decor = || {
+            Decor::for_instance(&spec.name, index, spec.log_prefix, spec.time)
+                .with_date_format(spec.log_date_format.as_deref())
+        };
+        self.recent.describe(
+            id,
+            Meta {
+                name: spec.name.clone(),
+                namespace: spec.namespace.clone(),
+                instance: index,
+                decor: decor().without_prefix(),
+            },
+        );
         Ok(Some(Prepared {
             stdout: out_w,
             stderr: err_w,
             streams: vec![
-                Stream::new(out_r, decor(), out_sink),
-                Stream::new(err_r, decor(), err_sink),
+                (Which::Out, Stream::new(out_r, decor(), out_sink)),
+                (Which::Err, Stream::new(err_r, decor(), err_sink)),
             ],
+            id,
         }))
     }
 
     /// Starts reading the pipes of a process that was spawned with `prepared`.
     pub fn attach(&mut self, registry: &Registry, pid: i32, prepared: Prepared) {
-        for stream in prepared.streams {
+        let id = prepared.id;
+        for (which, stream) in prepared.streams {
             let token = Band::Output.token(self.next as u64);
             self.next = self.next.wrapping_add(1);
             let fd: RawFd = stream.fd();
@@ -96,7 +150,8 @@ impl Output {
                 log::warn!("cannot watch the output of pid {pid}: {e}");
                 continue;
             }
-            self.streams.insert(token, (pid, stream));
+            self.streams
+                .insert(token, (Owner { pid, id, which }, stream));
             // Output written before registration would not raise an event on its own.
             self.pump(registry, token);
         }
@@ -107,10 +162,14 @@ impl Output {
         let Some(sinks) = self.sinks.as_mut() else {
             return;
         };
-        let Some((_, stream)) = self.streams.get_mut(&token) else {
+        let Some((owner, stream)) = self.streams.get_mut(&token) else {
             return;
         };
-        match stream.pump(sinks, SystemTime::now()) {
+        let now = SystemTime::now();
+        let recent = &mut self.recent;
+        let (id, which) = (owner.id, owner.which);
+        let mut tap = |line: &[u8]| recent.line(id, which, line, now);
+        match stream.pump_with(sinks, now, &mut tap) {
             Pump::Empty => {
                 self.full.remove(&token);
             }
@@ -133,7 +192,7 @@ impl Output {
         let tokens: Vec<Token> = self
             .streams
             .iter()
-            .filter(|(_, (p, _))| *p == pid)
+            .filter(|(_, (o, _))| o.pid == pid)
             .map(|(t, _)| *t)
             .collect();
         for t in tokens {
@@ -192,6 +251,12 @@ impl Output {
             sinks.flush_all_blocking(deadline);
         }
     }
+}
+
+/// Out of file descriptors (EMFILE, ENFILE): a shortage that passes, retried with backoff
+/// like a fork that fails with EAGAIN, never counted as a crash.
+fn short_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
 impl Prepared {
