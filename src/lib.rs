@@ -7,6 +7,8 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod cron;
+pub mod glob;
 pub mod logs;
 pub mod procfs;
 pub mod readiness;
