@@ -792,9 +792,10 @@ fn watch(
                 }
                 let path = resolve(&spec.cwd, Path::new(&p));
                 if !path.exists() {
-                    ctx.error(
+                    // PM2 (chokidar) loads such a file and watches nothing there.
+                    ctx.warn(
                         &span,
-                        format!("`watch`: `{}` does not exist", path.display()),
+                        format!("`watch`: `{}` does not exist; not watched", path.display()),
                     );
                     continue;
                 }
@@ -807,6 +808,9 @@ fn watch(
             return None;
         }
     };
+    if paths.is_empty() {
+        return None;
+    }
     let own_files = [&spec.out_file, &spec.error_file]
         .into_iter()
         .flatten()
