@@ -289,9 +289,15 @@ pub fn local_zone_or_utc() -> TimeZone {
 pub fn show(tz: &TimeZone, at: Timestamp) -> String {
     let name = tz.iana_name().unwrap_or("local");
     let offset = tz.to_offset(at);
+    let t = tz.to_datetime(at);
     format!(
-        "{} {offset} ({name})",
-        tz.to_datetime(at).strftime("%Y-%m-%d %H:%M:%S")
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {offset} ({name})",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
     )
 }
 
