@@ -431,7 +431,6 @@ pub(crate) fn build(
         get("watch_delay"),
     );
 
-
     Built {
         spec,
         name,
