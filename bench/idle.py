@@ -127,7 +127,7 @@ def free_port():
 
 
 class Runner:
-    def __init__(self, binary, tmp, name, limit, metrics=False):
+    def __init__(self, binary, tmp, name, limit, metrics=False, scheduled=False):
         self.binary, self.tmp, self.name, self.limit = binary, tmp, name, limit
         self.dir = os.path.join(tmp, name.replace(" ", "_").replace("=", "-").replace('"', "").replace(",", ""))
         os.makedirs(self.dir)
@@ -136,9 +136,19 @@ class Runner:
             if metrics:
                 # Enabled and never scraped: the listener alone must cost no wake-up.
                 f.write(f'[runner]\nmetrics = "127.0.0.1:{free_port()}"\n\n')
-            f.write('[[apps]]\nname = "s"\nscript = "sleep"\nargs = "100000"\ninstances = 50\n')
+            n = N - 2 if scheduled else N
+            f.write(f'[[apps]]\nname = "s"\nscript = "sleep"\nargs = "100000"\ninstances = {n}\n')
             if limit:
                 f.write('max_memory_restart = "1G"\n')
+            if scheduled:
+                # One cron app whose next run is hours away, one watched folder that
+                # nothing changes: both must cost no wake-up.
+                hour = (datetime.datetime.now().hour + 6) % 24
+                os.makedirs(os.path.join(self.dir, "site", "src"))
+                f.write(f'\n[[apps]]\nname = "cron"\nscript = "sleep"\nargs = "100000"\n'
+                        f'cron_restart = "0 {hour} * * *"\n'
+                        f'\n[[apps]]\nname = "watched"\nscript = "sleep"\nargs = "100000"\n'
+                        f'cwd = "site"\nwatch = true\n')
         self.env = dict(os.environ, RUNNER_SOCKET=os.path.join(self.dir, "runner.sock"))
         self.proc = None
 
@@ -358,7 +368,9 @@ def verdict(ok):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runner", required=True)
-    ap.add_argument("--pm2", required=True)
+    ap.add_argument("--pm2", default="")
+    ap.add_argument("--only-runner", action="store_true",
+                    help="measure runner's rows only (no peers needed)")
     ap.add_argument("--window", type=float, default=60.0)
     ap.add_argument("--settle", type=float, default=5.0)
     ap.add_argument("--build-note", default="")
@@ -372,10 +384,13 @@ def main():
         ("runner", Runner(a.runner, tmp, "runner", False), False),
         ("runner, max_memory_restart", Runner(a.runner, tmp, "runner limit", True), True),
         ("runner, metrics (no scrape)", Runner(a.runner, tmp, "runner metrics", False, metrics=True), False),
+        ("runner, cron_restart + watch", Runner(a.runner, tmp, "runner scheduled", False, scheduled=True), False),
     ]
+    if a.only_runner:
+        sup = None
     if sup:
         tools.append(("supervisord", Supervisord(sup, tmp), False))
-    tools += [
+    tools += [] if a.only_runner else [
         ("PM2", PM2(a.pm2, tmp, "pm2", False), False),
         ("PM2, max_memory_restart", PM2(a.pm2, tmp, "pm2 limit", True), True),
         ("PM2, max_memory_restart, PM2_WORKER_INTERVAL=1000",

@@ -8,6 +8,8 @@ pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod cron;
+pub mod glob;
 pub mod logs;
 pub mod node_ipc;
 pub mod procfs;

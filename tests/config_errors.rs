@@ -268,15 +268,12 @@ fn every_error_is_reported_before_anything_starts() {
 #[test]
 fn unimplemented_pm2_key_is_only_a_warning() {
     let d = TestDir::new("pm2warn");
-    let text = format!(
-        "{}watch = true\ncron_restart = \"0 * * * *\"\n",
-        marker_app(&d)
-    );
+    let text = format!("{}vizion = false\npid_file = \"app.pid\"\n", marker_app(&d));
     d.ecosystem(&text);
     let mut p = runner_eco(&d, &[]);
     wait_for("the marker", DEADLINE, || d.exists("marker"));
     let err = p.stderr();
-    assert!(err.contains("watch"), "a warning names the key: {err}");
+    assert!(err.contains("vizion"), "a warning names the key: {err}");
     p.signal("TERM");
     assert_eq!(p.code(T), 0, "{}", p.dump());
 }

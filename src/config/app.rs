@@ -459,6 +459,18 @@ pub(crate) fn build(
         spec.merge_logs = b;
     }
 
+    // Restarts on a schedule and on file changes.
+    if let Some(v) = get("cron_restart") {
+        spec.cron_restart = cron_restart(ctx, v);
+    }
+    spec.watch = watch(
+        ctx,
+        &spec,
+        get("watch"),
+        get("ignore_watch"),
+        get("watch_delay"),
+    );
+
     Built {
         spec,
         name,
@@ -782,4 +794,91 @@ fn health_check<'v, 'i: 'v>(
             None
         }
     }
+}
+
+/// `cron_restart`: an expression, or PM2's `0`/`"0"` for none.
+fn cron_restart(ctx: &mut Ctx, v: &Val) -> Option<crate::cron::CronExpr> {
+    let text = match v.get_ref() {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Integer(i) if integer(i) == Some(0) => return None,
+        _ => {
+            ctx.type_error("cron_restart", "a cron expression like \"0 3 * * *\"", v);
+            return None;
+        }
+    };
+    if text.trim() == "0" {
+        return None;
+    }
+    match crate::cron::CronExpr::parse(&text) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            ctx.error(&v.span(), format!("`cron_restart`: `{text}`: {e}"));
+            None
+        }
+    }
+}
+
+/// `watch` (`true`, a path or a list of paths, relative to the app's cwd), `ignore_watch`
+/// and `watch_delay`. The latter two alone do nothing, as in PM2.
+fn watch(
+    ctx: &mut Ctx,
+    spec: &AppSpec,
+    watch: Option<&Val>,
+    ignore: Option<&Val>,
+    delay: Option<&Val>,
+) -> Option<super::model::WatchSpec> {
+    let ignore = ignore
+        .and_then(|v| ctx.string_list("ignore_watch", v))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(s, _)| s)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let delay = delay
+        .and_then(|v| ctx.duration("watch_delay", v))
+        .unwrap_or(super::model::WATCH_DELAY);
+    let v = watch?;
+    let paths = match v.get_ref() {
+        DeValue::Boolean(false) => return None,
+        DeValue::Boolean(true) => vec![spec.cwd.clone()],
+        DeValue::Array(items) if items.is_empty() => vec![spec.cwd.clone()],
+        DeValue::String(_) | DeValue::Array(_) => {
+            let mut out = Vec::new();
+            for (p, span) in ctx.string_list("watch", v)? {
+                if p.is_empty() || p.contains('\0') {
+                    ctx.error(&span, "`watch` paths must not be empty or contain NUL");
+                    continue;
+                }
+                let path = resolve(&spec.cwd, Path::new(&p));
+                if !path.exists() {
+                    // PM2 (chokidar) loads such a file and watches nothing there.
+                    ctx.warn(
+                        &span,
+                        format!("`watch`: `{}` does not exist; not watched", path.display()),
+                    );
+                    continue;
+                }
+                out.push(path);
+            }
+            out
+        }
+        _ => {
+            ctx.type_error("watch", "true, false, a path or an array of paths", v);
+            return None;
+        }
+    };
+    if paths.is_empty() {
+        return None;
+    }
+    let own_files = [&spec.out_file, &spec.error_file]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Some(super::model::WatchSpec {
+        paths,
+        ignore,
+        own_files,
+        delay,
+    })
 }

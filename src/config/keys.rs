@@ -45,6 +45,10 @@ pub const APP_KEYS: &[&str] = &[
     "time",
     "log_date_format",
     "merge_logs",
+    "cron_restart",
+    "watch",
+    "ignore_watch",
+    "watch_delay",
 ];
 
 /// Other spellings PM2 accepts for the same option: (alias, canonical key).
@@ -55,16 +59,13 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("error", "error_file"),
     ("output", "out_file"),
     ("combine_logs", "merge_logs"),
+    ("cron", "cron_restart"),
 ];
 
 /// PM2 app options runner does not implement: accepted with a warning so a PM2 file
 /// translated line by line still loads.
 pub const PM2_UNSUPPORTED: &[&str] = &[
-    "watch",
-    "ignore_watch",
-    "watch_delay",
     "watch_options",
-    "cron_restart",
     "log_file",
     "log",
     "log_type",
@@ -151,7 +152,8 @@ mod tests {
         assert_eq!(classify("env_file"), AppKey::Known("env_file"));
         assert_eq!(classify("env_production"), AppKey::Profile("production"));
         assert_eq!(classify("env_"), AppKey::Unknown);
-        assert_eq!(classify("watch"), AppKey::Unsupported);
+        assert_eq!(classify("watch_options"), AppKey::Unsupported);
+        assert_eq!(classify("cron"), AppKey::Known("cron_restart"));
         assert_eq!(classify("instnces"), AppKey::Unknown);
     }
 

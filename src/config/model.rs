@@ -186,6 +186,28 @@ pub struct AppSpec {
     /// One `out_file`/`error_file` for every instance; otherwise each instance writes to
     /// `NAME-ID.log` (PM2's per-process naming). Already resolved to PM2's default.
     pub merge_logs: bool,
+    /// `cron_restart`: restart (cluster: reload) at each match; start an app that ended.
+    pub cron_restart: Option<crate::cron::CronExpr>,
+    /// `watch`, `ignore_watch`, `watch_delay`.
+    pub watch: Option<WatchSpec>,
+}
+
+/// Default `watch_delay`. PM2's is 0, but PM2 gets one restart per save from chokidar's
+/// own event coalescing; with raw inotify a save is several events (create, write,
+/// close, an editor's rename), and this short window makes them one restart.
+pub const WATCH_DELAY: Duration = Duration::from_millis(100);
+
+/// What `watch` looks at and what it ignores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchSpec {
+    /// Absolute files or folders, watched recursively.
+    pub paths: Vec<PathBuf>,
+    /// `ignore_watch` patterns, added to the defaults (`node_modules`, dot-folders).
+    pub ignore: Vec<String>,
+    /// Files runner itself writes for this app (its logs): never a reason to restart.
+    pub own_files: Vec<PathBuf>,
+    /// The first change arms a restart this much later; later changes join it.
+    pub delay: Duration,
 }
 
 impl AppSpec {
@@ -244,6 +266,8 @@ impl AppSpec {
             time: false,
             log_date_format: None,
             merge_logs: true,
+            cron_restart: None,
+            watch: None,
         }
     }
 

@@ -268,17 +268,9 @@ fn convert(config: &Value, source: &str) -> Result<String, String> {
 /// PM2 options runner does not implement, with a hint where runner has a way to get the
 /// same result. Listed so they are reported as PM2 options rather than as unknown keys.
 const UNSUPPORTED: &[(&str, Option<&str>)] = &[
-    ("watch", Some("file watching is not implemented")),
-    ("ignore_watch", Some("file watching is not implemented")),
-    ("watch_options", Some("file watching is not implemented")),
-    ("watch_delay", Some("file watching is not implemented")),
     (
-        "cron_restart",
-        Some("run `runner restart NAME` from cron or a systemd timer"),
-    ),
-    (
-        "cron",
-        Some("run `runner restart NAME` from cron or a systemd timer"),
+        "watch_options",
+        Some("chokidar's options; runner watches with inotify: use watch, ignore_watch and watch_delay"),
     ),
     ("log_type", None),
     (
@@ -549,6 +541,30 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
     if merge.is_none() && (out_file.is_some() || error_file.is_some() || log_file) {
         pm2_merge_default(&mut a, cluster, instances.as_ref());
     }
+    a.map(
+        "cron_restart",
+        &["cron_restart", "cron"],
+        "a cron expression",
+        cron,
+    );
+    a.map(
+        "watch",
+        &["watch"],
+        "true, false, a path or an array of paths",
+        watch,
+    );
+    a.map(
+        "ignore_watch",
+        &["ignore_watch"],
+        "a string or an array of strings",
+        string_or_array,
+    );
+    a.map(
+        "watch_delay",
+        &["watch_delay"],
+        "milliseconds or a duration string",
+        duration,
+    );
 
     for &key in RUNNER_ONLY {
         a.map(key, &[key], "a TOML value", any);
@@ -974,6 +990,21 @@ fn signal(v: &Value) -> Option<toml::Value> {
     }
 }
 
+/// A cron expression passes through; PM2's `0` (no cron) stays 0, which runner reads the same.
+fn cron(v: &Value) -> Option<toml::Value> {
+    match v {
+        Value::String(s) => Some(toml::Value::String(s.clone())),
+        _ => integer(v).filter(|n| *n == 0).map(toml::Value::Integer),
+    }
+}
+
+fn watch(v: &Value) -> Option<toml::Value> {
+    match v {
+        Value::Bool(b) => Some(toml::Value::Boolean(*b)),
+        _ => string_or_array(v),
+    }
+}
+
 fn any(v: &Value) -> Option<toml::Value> {
     json_as_toml(v)
 }
@@ -1314,9 +1345,6 @@ mod tests {
             "my_custom_thing": {"a": 1}, "weird key\n": null,
         }]}));
         for line in [
-            "# not supported by runner: watch = true  (file watching is not implemented)",
-            "# not supported by runner: ignore_watch = [\"node_modules\", \"logs\"]",
-            "# not supported by runner: cron_restart = \"0 3 * * *\"",
             "# not supported by runner: pid_file = \"/tmp/web.pid\"",
             "# not supported by runner: vizion = false",
             "# not supported by runner: source_map_support = true",
@@ -1330,7 +1358,30 @@ mod tests {
         }
         assert_eq!(app.get("merge_logs"), Some(&toml::Value::Boolean(true)));
         assert_eq!(app.get("log_date_format"), Some(&s("YYYY-MM-DD HH:mm Z")));
-        assert_eq!(app.len(), 4, "only name, script and the log keys:\n{text}");
+        assert_eq!(
+            app.len(),
+            7,
+            "only name, script, the log, watch and cron keys:\n{text}"
+        );
+    }
+
+    #[test]
+    fn cron_and_watch_keys_are_converted() {
+        let (text, app) = one_app(json!({ "apps": [{
+            "name": "web", "script": "app.js", "watch": ["src", "lib"],
+            "ignore_watch": "logs", "watch_delay": 1000, "cron": "0 */2 * * *",
+        }]}));
+        assert!(!text.contains("not supported"), "{text}");
+        assert_eq!(app.get("cron_restart"), Some(&s("0 */2 * * *")));
+        assert_eq!(
+            app.get("watch"),
+            Some(&toml::Value::Array(vec![s("src"), s("lib")]))
+        );
+        assert_eq!(app.get("ignore_watch"), Some(&s("logs")));
+        assert_eq!(app.get("watch_delay"), Some(&toml::Value::Integer(1000)));
+        let (_, app) = one_app(json!({ "script": "a.js", "watch": true, "cron_restart": 0 }));
+        assert_eq!(app.get("watch"), Some(&toml::Value::Boolean(true)));
+        assert_eq!(app.get("cron_restart"), Some(&toml::Value::Integer(0)));
     }
 
     #[test]

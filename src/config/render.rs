@@ -195,6 +195,28 @@ fn render_app(out: &mut String, app: &AppSpec) {
     if !prefix.is_empty() {
         row(out, "log prefix", prefix.join(" + "));
     }
+    if let Some(c) = &app.cron_restart {
+        let tz = crate::cron::local_zone_or_utc();
+        let next = c
+            .next_after(&tz, jiff::Timestamp::now())
+            .map_or("never".to_string(), |t| crate::cron::show(&tz, t));
+        row(out, "cron_restart", format!("{c}, next run {next}"));
+    }
+    if let Some(w) = &app.watch {
+        let paths: Vec<String> = w.paths.iter().map(|p| p.display().to_string()).collect();
+        let mut ignore = vec!["node_modules".to_string(), ".*".to_string()];
+        ignore.extend(w.ignore.iter().cloned());
+        row(
+            out,
+            "watch",
+            format!(
+                "{}; ignoring {}; delay {}",
+                paths.join(", "),
+                ignore.join(", "),
+                format_duration(w.delay)
+            ),
+        );
+    }
 }
 
 fn host_for_url(host: &str) -> String {

@@ -739,16 +739,16 @@ fn top_level_and_runner_keys() {
 #[test]
 fn pm2_keys_runner_does_not_implement_are_warnings() {
     let d = dir();
-    let e = d.ok("[[apps]]\nname = \"api\"\nscript = \"app\"\nwatch = true\ncron_restart = \"0 * * * *\"\n[deploy]\nx = 1\n");
+    let e = d.ok("[[apps]]\nname = \"api\"\nscript = \"app\"\nvizion = true\npid_file = \"x\"\n[deploy]\nx = 1\n");
     assert_eq!(e.warnings.len(), 3, "{:#?}", e.warnings);
     assert!(
         e.warnings[0].ends_with(
-            "ecosystem.toml:4:1: `watch` in app `api` is a PM2 option runner does not implement; ignored"
+            "ecosystem.toml:4:1: `vizion` in app `api` is a PM2 option runner does not implement; ignored"
         ),
         "{:#?}",
         e.warnings
     );
-    assert!(e.warnings[1].contains(":5:1: `cron_restart`"));
+    assert!(e.warnings[1].contains(":5:1: `pid_file`"));
     assert!(e.warnings[2].contains(":6:2: `deploy` is a PM2 section"));
 }
 
@@ -863,4 +863,45 @@ fn no_input_makes_the_loader_panic() {
             }
         }
     }
+}
+
+#[test]
+fn cron_restart_is_parsed_and_a_bad_one_names_its_place_and_field() {
+    let d = dir();
+    let e = d.ok("[[apps]]\nname = \"job\"\nscript = \"app\"\ncron = \"*/3 * * * * *\"\n");
+    assert_eq!(
+        e.apps[0].cron_restart.as_ref().map(|c| c.as_str()),
+        Some("*/3 * * * * *")
+    );
+    let e = d.ok("[[apps]]\nname = \"job\"\nscript = \"app\"\ncron_restart = \"0\"\n");
+    assert_eq!(e.apps[0].cron_restart, None);
+    let e = d.errors("[[apps]]\nname = \"job\"\nscript = \"app\"\ncron_restart = \"0 25 * * *\"\n");
+    assert_eq!(
+        e[0],
+        "4:16: `cron_restart`: `0 25 * * *`: hour field: 25 is out of range 0-23"
+    );
+}
+
+#[test]
+fn watch_true_is_the_cwd_and_paths_are_relative_to_it() {
+    let d = dir();
+    std::fs::create_dir_all(d.0.join("src")).unwrap();
+    let e = d.ok("[[apps]]\nname = \"w\"\nscript = \"app\"\nwatch = true\nignore_watch = \"*.log\"\nwatch_delay = \"1s\"\n");
+    let w = e.apps[0].watch.clone().unwrap();
+    assert_eq!(w.paths, vec![e.apps[0].cwd.clone()]);
+    assert_eq!(w.ignore, vec!["*.log".to_string()]);
+    assert_eq!(w.delay, std::time::Duration::from_secs(1));
+    let e = d.ok("[[apps]]\nname = \"w\"\nscript = \"app\"\nwatch = [\"src\"]\n");
+    assert_eq!(
+        e.apps[0].watch.as_ref().unwrap().paths,
+        vec![e.apps[0].cwd.join("src")]
+    );
+    let e = d.ok("[[apps]]\nname = \"w\"\nscript = \"app\"\nwatch = [\"nope\"]\n");
+    let w = &e.warnings[0];
+    assert!(
+        w.contains(":4:10: `watch`: `") && w.ends_with("nope` does not exist; not watched"),
+        "{w}"
+    );
+    let e = d.ok("[[apps]]\nname = \"w\"\nscript = \"app\"\nwatch = false\n");
+    assert_eq!(e.apps[0].watch, None);
 }

@@ -8,6 +8,7 @@
 mod health;
 mod ops;
 mod policy;
+mod scheduled;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -204,6 +205,8 @@ pub struct Slot {
     awaiting_start: bool,
     errored: bool,
     after_stop: AfterStop,
+    /// `runner stop` put it down: a file change does not start it again (cron does).
+    held: bool,
 }
 
 impl Slot {
@@ -241,6 +244,12 @@ pub struct App {
     /// Reloads asked for (`reload`, `apply`, SIGHUP) that ended, and those that failed.
     pub reloads: u64,
     pub reload_failures: u64,
+    /// The next `cron_restart` run, armed by the shell from the wall clock.
+    cron_at: Option<Instant>,
+    /// A `watch` change was seen: restart at this time (`watch_delay` after the first).
+    watch_at: Option<Instant>,
+    /// A change came while a restart was under way: one more restart once it is done.
+    watch_again: bool,
 }
 
 /// The whole supervised world.
@@ -316,6 +325,9 @@ impl Core {
             reload: None,
             reloads: 0,
             reload_failures: 0,
+            cron_at: None,
+            watch_at: None,
+            watch_again: false,
         });
     }
 
@@ -582,8 +594,9 @@ impl Core {
         }
     }
 
-    /// Deadlines that are due: restarts, SIGKILLs, readiness timeouts.
+    /// Deadlines that are due: restarts, SIGKILLs, readiness timeouts, scheduled restarts.
     pub fn tick(&mut self, now: Instant) {
+        self.scheduled_due(now);
         let ids: Vec<SlotId> = self.slots.keys().copied().collect();
         for id in ids {
             let Some(spec) = self.spec_of(id).cloned() else {
@@ -727,6 +740,12 @@ impl Core {
         }
         for (_, p) in &self.draining {
             consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
+        }
+        if !self.shutting_down {
+            for app in &self.apps {
+                consider(app.cron_at);
+                consider(app.watch_at);
+            }
         }
         best
     }
@@ -984,6 +1003,7 @@ impl Core {
     /// whose dependents are gone stop, and runner exits when nothing is left.
     fn progress(&mut self, now: Instant) {
         self.abandon_reloads(now);
+        self.watch_follow_up(now);
         if self.shutting_down {
             self.advance_shutdown(now);
         } else {
@@ -1101,6 +1121,10 @@ impl Core {
         if !self.shutting_down && self.apps.iter().any(|a| self.may_still_start(a)) {
             return;
         }
+        // A cron job that has ended runs again at its next match.
+        if !self.shutting_down && self.apps.iter().any(|a| a.spec.cron_restart.is_some()) {
+            return;
+        }
         self.exited = true;
         let code = self.exit_code();
         log::log!(
@@ -1166,6 +1190,7 @@ impl Slot {
             awaiting_start: true,
             errored: false,
             after_stop: AfterStop::StayDown,
+            held: false,
         }
     }
 }

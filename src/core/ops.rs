@@ -142,6 +142,7 @@ impl Core {
             slot.wanted = false;
             slot.awaiting_start = false;
             slot.restart_at = None;
+            slot.held = true;
         }
         self.stop_slot(id, &spec, AfterStop::StayDown, now);
     }
@@ -164,6 +165,7 @@ impl Core {
         if let Some(slot) = self.slots.get_mut(&id) {
             slot.wanted = true;
             slot.errored = false;
+            slot.held = false;
             slot.restart = Default::default();
             if slot.stop_under_way() {
                 // Start again once the stop is done.
@@ -287,7 +289,13 @@ impl Core {
         self.progress(now);
     }
 
-    fn begin_reload(&mut self, name: &str, queue: VecDeque<SlotId>, quiet: bool, now: Instant) {
+    pub(super) fn begin_reload(
+        &mut self,
+        name: &str,
+        queue: VecDeque<SlotId>,
+        quiet: bool,
+        now: Instant,
+    ) {
         if let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) {
             app.reload = Some(ReloadPlan {
                 queue,
@@ -333,6 +341,8 @@ impl Core {
                 // Nothing to replace: start it and wait until it is online.
                 slot.wanted = true;
                 slot.errored = false;
+                slot.held = false;
+                slot.restart = Default::default();
                 if slot.stop_under_way() {
                     slot.after_stop = AfterStop::Start;
                 } else if !slot.has_process() && slot.restart_at.is_none() {
@@ -624,6 +634,8 @@ impl Core {
                 }
                 Some(ai) if self.apps[ai].spec != spec => {
                     changed.push(spec.name.clone());
+                    // The shell arms the new schedule from the new expression.
+                    self.apps[ai].cron_at = None;
                     let old_n = self.apps[ai].slots.len() as u32;
                     let n = spec.instances;
                     self.apps[ai].spec = spec.clone();

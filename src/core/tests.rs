@@ -1019,3 +1019,159 @@ fn a_memory_restart_in_fork_mode_counts_one_restart() {
     assert_ne!(w.pid(0), Some(pid));
     assert_eq!(w.core.slot(0).unwrap().restarts, 1);
 }
+
+fn cron_app(name: &str, expr: &str) -> AppSpec {
+    let mut a = app(name);
+    a.cron_restart = Some(crate::cron::CronExpr::parse(expr).unwrap());
+    a
+}
+
+fn watched_app(name: &str, delay: Duration) -> AppSpec {
+    let mut a = app(name);
+    a.watch = Some(crate::config::WatchSpec {
+        paths: vec![PathBuf::from("/")],
+        ignore: Vec::new(),
+        own_files: Vec::new(),
+        delay,
+    });
+    a
+}
+
+fn stops(w: &World) -> usize {
+    w.count(|a| matches!(a, Action::Stop { .. }))
+}
+
+fn spawns(w: &World) -> usize {
+    w.count(|a| matches!(a, Action::Spawn { .. }))
+}
+
+#[test]
+fn a_cron_run_stops_the_instance_with_its_kill_signal_then_starts_it_and_asks_to_be_rearmed() {
+    let mut a = cron_app("job", "*/3 * * * * *");
+    a.kill_signal = Signal::SIGTERM;
+    let mut w = World::new(vec![a]);
+    assert_eq!(w.core.unarmed_crons(), vec!["job".to_string()]);
+    w.core.arm_cron("job", w.now + Duration::from_secs(3));
+    assert!(w.core.unarmed_crons().is_empty());
+    assert_eq!(w.core.next_deadline(), Some(w.now + Duration::from_secs(3)));
+    w.advance(Duration::from_secs(2));
+    assert_eq!(stops(&w), 0);
+    w.advance(Duration::from_secs(1));
+    let pid = w.pid(0).unwrap();
+    assert!(w.log.contains(&Action::Stop {
+        pid,
+        signal: Signal::SIGTERM,
+        tree: true
+    }));
+    w.exit(pid, ExitKind::Signal(15));
+    assert_eq!(spawns(&w), 2);
+    assert_eq!(w.status(0), Status::Online);
+    assert_eq!(w.core.unarmed_crons(), vec!["job".to_string()]);
+    assert_eq!(w.exit_action(), None);
+}
+
+#[test]
+fn an_ended_cron_job_keeps_runner_alive_and_runs_again_at_the_next_match() {
+    let mut a = cron_app("job", "0 * * * *");
+    a.autorestart = false;
+    let mut w = World::new(vec![a]);
+    w.core.arm_cron("job", w.now + Duration::from_secs(3600));
+    w.advance(Duration::from_secs(2));
+    let pid = w.pid(0).unwrap();
+    w.exit(pid, ExitKind::Code(0));
+    assert_eq!(w.status(0), Status::Stopped);
+    assert_eq!(w.exit_action(), None, "runner must wait for the next run");
+    assert_eq!(
+        w.core.next_deadline(),
+        Some(w.now + Duration::from_secs(3598))
+    );
+    w.advance(Duration::from_secs(3598));
+    assert_eq!(spawns(&w), 2);
+    assert_eq!(w.status(0), Status::Online);
+}
+
+#[test]
+fn a_cron_run_reloads_a_cluster_app_replacement_first() {
+    let mut a = cron_app("api", "0 3 * * *");
+    a.exec_mode = crate::config::ExecMode::Cluster;
+    a.instances = 2;
+    let mut w = World::new(vec![a]);
+    w.core.arm_cron("api", w.now + Duration::from_secs(10));
+    w.advance(Duration::from_secs(10));
+    assert!(w.log.contains(&Action::Spawn {
+        slot: 0,
+        role: Role::Replacement
+    }));
+    assert_eq!(w.core.slot(0).unwrap().restarts, 1);
+}
+
+#[test]
+fn a_cron_run_starts_an_app_stopped_by_runner_stop_but_a_file_change_does_not() {
+    let mut a = cron_app("job", "0 * * * *");
+    a.watch = watched_app("x", Duration::ZERO).watch;
+    let mut w = World::new(vec![a]);
+    w.core.request_stop(1, "job", w.now);
+    w.pump();
+    let pid = w.pid(0).unwrap();
+    w.exit(pid, ExitKind::Signal(2));
+    assert_eq!(w.status(0), Status::Stopped);
+    w.core.files_changed("job", w.now);
+    w.advance(Duration::from_millis(1));
+    assert_eq!(spawns(&w), 1);
+    w.core.arm_cron("job", w.now + Duration::from_secs(5));
+    w.advance(Duration::from_secs(5));
+    assert_eq!(spawns(&w), 2);
+    assert_eq!(w.status(0), Status::Online);
+}
+
+#[test]
+fn a_burst_of_changes_restarts_once_after_watch_delay() {
+    let mut w = World::new(vec![watched_app("web", Duration::from_millis(500))]);
+    assert_eq!(
+        w.core.next_deadline(),
+        None,
+        "a watched app with no change sleeps"
+    );
+    for _ in 0..5 {
+        w.core.files_changed("web", w.now);
+        w.advance(Duration::from_millis(50));
+    }
+    assert_eq!(stops(&w), 0);
+    w.advance(Duration::from_millis(300));
+    assert_eq!(stops(&w), 1);
+    let pid = w.pid(0).unwrap();
+    w.exit(pid, ExitKind::Signal(2));
+    assert_eq!(spawns(&w), 2);
+    assert_eq!(w.core.next_deadline(), None);
+}
+
+#[test]
+fn a_change_during_a_restart_gets_exactly_one_more_restart() {
+    let mut w = World::new(vec![watched_app("web", Duration::ZERO)]);
+    w.core.files_changed("web", w.now);
+    w.advance(Duration::from_millis(1));
+    assert_eq!(stops(&w), 1);
+    // Still stopping: these changes may not be seen by the process about to start.
+    w.core.files_changed("web", w.now);
+    w.core.files_changed("web", w.now);
+    let pid = w.pid(0).unwrap();
+    w.exit(pid, ExitKind::Signal(2));
+    w.advance(Duration::from_millis(1));
+    assert_eq!(stops(&w), 2);
+    let pid = w.pid(0).unwrap();
+    w.exit(pid, ExitKind::Signal(2));
+    w.advance(Duration::from_secs(10));
+    assert_eq!(stops(&w), 2);
+}
+
+#[test]
+fn no_scheduled_restart_during_shutdown() {
+    let mut w = World::new(vec![cron_app("job", "* * * * *")]);
+    w.core.arm_cron("job", w.now + Duration::from_secs(1));
+    w.core.shutdown(false, w.now);
+    w.pump();
+    assert!(w.core.unarmed_crons().is_empty());
+    let pid = w.pid(0).unwrap();
+    w.exit(pid, ExitKind::Signal(2));
+    assert_eq!(w.exit_action(), Some(0));
+}

@@ -1,6 +1,7 @@
 //! The I/O shell around [`crate::core::Core`]: one mio loop that turns signals, child
 //! exits and deadlines into core events, and performs the actions the core queues.
 
+mod cron_clock;
 mod env;
 mod exposition;
 mod health;
@@ -16,6 +17,7 @@ pub mod spawn;
 mod systemd;
 pub mod tokens;
 mod tree;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -115,6 +117,8 @@ pub struct Supervisor {
     next_worker_id: u64,
     systemd: systemd::Systemd,
     output: output::Output,
+    cron: cron_clock::CronClock,
+    watches: watch::Watches,
 }
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
@@ -184,6 +188,8 @@ impl Supervisor {
             next_worker_id: 1,
             systemd: systemd::Systemd::from_env(Instant::now()),
             output: output::Output::new(mode != Mode::Single),
+            cron: cron_clock::CronClock::default(),
+            watches: watch::Watches::default(),
         })
     }
 
@@ -191,6 +197,7 @@ impl Supervisor {
     pub fn run(mut self) -> i32 {
         let mut events = Events::with_capacity(64);
         self.core.start(Instant::now());
+        self.watches.sync(self.poll.registry(), &self.core);
         loop {
             // Everything that arms a timer or a probe runs after the actions and before
             // the timeout is computed: a probe or deadline that only a later wake-up would
@@ -204,6 +211,7 @@ impl Supervisor {
             }
             self.run_probes();
             self.tell_systemd();
+            self.cron.arm(&mut self.core);
             let timeout = self.timeout();
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
@@ -217,6 +225,10 @@ impl Supervisor {
                     self.handle_signals();
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
+                    // `apply` and `delete` change which apps are watched.
+                    self.watches.sync(self.poll.registry(), &self.core);
+                } else if self.watches.owns(token) {
+                    self.watches.handle(token, &mut self.core, Instant::now());
                 } else if self.output.owns(token) {
                     self.output.pump(self.poll.registry(), token);
                 } else if self.ready.owns(token) {
