@@ -9,7 +9,6 @@ use std::os::fd::OwnedFd;
 
 use mio::{Interest, Registry, Token};
 
-use crate::core::Core;
 use crate::procfs;
 use crate::readiness::node_ipc::{self, NodeChannel};
 use crate::readiness::notify::NotifySocket;
@@ -102,12 +101,18 @@ impl Readiness {
     }
 
     /// Reads what arrived on `token` (or, with None, re-reads channels that stopped early).
-    pub fn handle(&mut self, registry: &Registry, token: Option<Token>, core: &Core) -> Vec<Said> {
+    /// `is_instance` tells whether a pid is an instance's main process.
+    pub fn handle(
+        &mut self,
+        registry: &Registry,
+        token: Option<Token>,
+        is_instance: &dyn Fn(i32) -> bool,
+    ) -> Vec<Said> {
         let mut said = Vec::new();
         if token == Some(NOTIFY) {
             if let Some(sock) = self.notify.as_mut() {
                 for (sender, msg) in sock.drain() {
-                    let Some(main) = attribute(sender, core) else {
+                    let Some(main) = attribute(sender, is_instance) else {
                         log::debug!(
                             "sd_notify message from pid {sender}, which is no instance's; ignored"
                         );
@@ -157,10 +162,10 @@ impl Readiness {
 }
 
 /// The main process of the instance whose tree `sender` belongs to, following parents.
-fn attribute(sender: i32, core: &Core) -> Option<i32> {
+fn attribute(sender: i32, is_instance: &dyn Fn(i32) -> bool) -> Option<i32> {
     let mut pid = sender;
     for _ in 0..MAX_DEPTH {
-        if core.owner(pid).is_some() {
+        if is_instance(pid) {
             return Some(pid);
         }
         let parent = procfs::read(pid)?.ppid;
