@@ -416,7 +416,7 @@ pub struct Tracker {
 
 impl Tracker {
     /// Brings the view up to date with the processes created since the last call.
-    fn refresh(&mut self) {
+    pub fn refresh(&mut self) {
         let now = last_pid();
         let incremental = match (self.last_pid, now) {
             (Some(before), Some(now)) if self.view.complete => {
@@ -449,6 +449,12 @@ impl Tracker {
     /// those gone are dropped, a reused pid is not a member.
     pub fn tree(&mut self, root: i32, pgid: i32, remembered: &[(i32, u64)]) -> Vec<ProcInfo> {
         self.refresh();
+        self.tree_now(root, pgid, remembered)
+    }
+
+    /// [`tree`](Self::tree) without looking for new processes first: for many trees
+    /// read one after the other, after one [`refresh`](Self::refresh).
+    pub fn tree_now(&mut self, root: i32, pgid: i32, remembered: &[(i32, u64)]) -> Vec<ProcInfo> {
         if !self.view.complete {
             // No /proc listing: a full scan each time is all there is (and it is empty).
             return Vec::new();

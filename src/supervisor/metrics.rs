@@ -31,6 +31,7 @@ pub struct Metrics {
 impl Metrics {
     /// Usage of every running instance's tree, keyed by slot.
     pub fn measure(&self, core: &Core, trees: &mut Trees) -> HashMap<SlotId, Usage> {
+        trees.refresh();
         let mut out = HashMap::new();
         for slot in core.slots() {
             let Some(p) = &slot.proc else { continue };
@@ -99,6 +100,7 @@ impl Metrics {
 
     /// Instances whose tree is over their app's `max_memory_restart`.
     pub fn over_limit(&self, core: &Core, trees: &mut Trees) -> Vec<(SlotId, u64, u64)> {
+        trees.refresh();
         let mut over = Vec::new();
         // Only the trees of running instances that have a limit are worth walking.
         for slot in core.slots() {

@@ -107,9 +107,14 @@ impl Trees {
         members
     }
 
+    /// Looks for processes created since the last look; then [`of`](Self::of) reads trees.
+    pub fn refresh(&mut self) {
+        self.procs.refresh();
+    }
+
     /// The tree of `root` (the root included when alive), read afresh: for memory and CPU.
     pub fn of(&mut self, root: i32) -> Vec<ProcInfo> {
-        self.procs.tree(root, root, &[])
+        self.procs.tree_now(root, root, &[])
     }
 }
 
