@@ -561,6 +561,10 @@ def machine():
     return f"{platform.node()}, Linux {platform.release()}, {os.cpu_count()} CPUs ({model}), {mem}"
 
 
+def fmt_s(v):
+    return "—" if v is None else f"{v:.3f} s"
+
+
 def fmt_dur(s):
     if s is None:
         return "—"
@@ -1002,6 +1006,34 @@ def main():
         sec += [status_note("logs"), ""]
     sections.append(sec)
 
+    # ------------------------------------------------------------ scale (bench/scale.sh)
+    sc = load_json(os.path.join(a.run_dir, "scale.json"))
+    sys.path.insert(0, HERE)
+    import scale as scale_bench  # noqa: E402 (bench/scale.py renders its own section)
+    if sc and sc.get("results", {}).get("runner"):
+        sections.append(scale_bench.section(sc, rel(os.path.join(a.charts, "scale.svg"))))
+        with open(os.path.join(a.charts, "scale.svg"), "w") as f:
+            f.write(scale_bench.chart(sc))
+        charts["scale"] = ("scale.svg", "Cost against the number of instances")
+        rr = sc["results"]["runner"]
+        ex = sc["exponents"].get("runner", {})
+        worst = max((v for v in ex.values() if v is not None), default=None)
+        targets.append(("Every scale exponent ≤ 1.1", ", ".join(f"{k} {v:.2f}" for k, v in ex.items()
+                                                                 if v is not None), "—",
+                        verdict(worst is not None and worst <= 1.1)))
+        for n, bound in (("1000", 1.0), ("5000", 5.0)):
+            v = rr.get(n, {}).get("stop_s")
+            targets.append((f"Stop {int(n):,} instances in under {bound:g} s", fmt_s(v), "—",
+                            verdict(v is not None and v < bound) if n in rr else verdict(None)))
+        v = rr.get("5000", {}).get("list_ms")
+        targets.append(("`list --json` at 5,000 under 100 ms", "—" if v is None else f"{v:.1f} ms", "—",
+                        verdict(v is not None and v < 100) if "5000" in rr else verdict(None)))
+        v = rr.get("5000", {}).get("rss_mib")
+        targets.append(("runner RSS at 5,000 under 16 MiB", "—" if v is None else f"{v:.1f} MiB", "—",
+                        verdict(v is not None and v < 16) if "5000" in rr else verdict(None)))
+    else:
+        sections.append(["## Scale: 10 to 5,000 instances (bench/scale.sh)", "", status_note("scale"), ""])
+
     # ------------------------------------------------------------ header, targets, write
     head = ["# runner benchmarks", ""]
     if quick:
@@ -1017,7 +1049,7 @@ def main():
              f"- **Run time:** {fmt_dur(meta.get('total_s'))} in all (build {fmt_dur(meta.get('build_s'))}); "
              f"load average before {meta.get('load_before', '?')}, after {meta.get('load_after', '?')}", ""]
     rows = []
-    for name in ("core", "idle", "cluster", "logs", "startup", "signals", "memrestart"):
+    for name in ("core", "idle", "cluster", "logs", "startup", "signals", "memrestart", "scale"):
         b = benches.get(name)
         if not b:
             continue
@@ -1044,7 +1076,7 @@ def main():
     # Charts of benchmarks this run skipped would describe another run: remove them.
     made = {f for f, _ in charts.values()} | ({"idle-cpu.svg"} if "idle" in charts else set())
     for f in ("rss.svg", "startup.svg", "signals.svg", "memrestart.svg", "reload.svg", "idle-wakeups.svg",
-              "idle-cpu.svg", "logs.svg"):
+              "idle-cpu.svg", "logs.svg", "scale.svg"):
         if f not in made and os.path.exists(os.path.join(a.charts, f)):
             os.unlink(os.path.join(a.charts, f))
     # The targets alone, for run.sh to print.

@@ -7,7 +7,7 @@
 #
 # It installs what is missing (Debian: tini dumb-init catatonit supervisor wrk hyperfine
 # gcc nodejs npm systemd; npm: pm2 into ~/.cache/runner-bench/pm2), builds runner once, runs
-# core, signals, startup, logs, idle, memrestart and cluster one after the other with
+# core, signals, startup, logs, idle, memrestart, cluster and scale one after the other with
 # SKIP_BUILD=1 (and QUICK=1 for --quick), keeps their reports in bench/results/, writes the
 # run's metadata and JSON results to bench/results/run-<date>/ and calls bench/report.py.
 # Environment knobs:
@@ -141,6 +141,7 @@ if [[ -n $quick ]]; then
     run_bench idle "WINDOW=4"
     run_bench memrestart "TRIALS=3 PM2_TRIALS=0"
     run_bench cluster "" "quick mode: takes over a minute even with short runs; run bench/run.sh"
+    run_bench scale "NS=10,100,1000 SD_MAX=100 PM2_MAX=10"
 else
     if [[ $(id -u) == 0 ]]; then run_bench core ""; else run_bench core "" "needs root"; fi
     run_bench signals "SIGNALS=200"
@@ -149,6 +150,7 @@ else
     run_bench idle "WINDOW=30"
     run_bench memrestart "TRIALS=5 PM2_TRIALS=3"
     run_bench cluster "DURATION=16 ROUNDS=2"
+    run_bench scale ""
 fi
 
 kv load_after "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -342,6 +342,141 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// Records `info` as the current state of its process, keeping the indexes right.
+    fn upsert(&mut self, info: ProcInfo) {
+        if let Some(old) = self.procs.insert(info.pid, info) {
+            if old.ppid == info.ppid && old.pgid == info.pgid {
+                return;
+            }
+            unlink(&mut self.children, old.ppid, old.pid);
+            unlink(&mut self.groups, old.pgid, old.pid);
+        }
+        self.children.entry(info.ppid).or_default().push(info.pid);
+        self.groups.entry(info.pgid).or_default().push(info.pid);
+    }
+
+    /// Forgets a process that is gone.
+    fn remove(&mut self, pid: i32) {
+        if let Some(old) = self.procs.remove(&pid) {
+            unlink(&mut self.children, old.ppid, pid);
+            unlink(&mut self.groups, old.pgid, pid);
+        }
+    }
+}
+
+fn unlink(index: &mut HashMap<i32, Vec<i32>>, key: i32, pid: i32) {
+    if let Some(v) = index.get_mut(&key) {
+        if let Some(pos) = v.iter().position(|p| *p == pid) {
+            v.swap_remove(pos);
+        }
+        if v.is_empty() {
+            index.remove(&key);
+        }
+    }
+}
+
+/// The most recently created pid, from /proc/loadavg (in the reader's pid namespace).
+fn last_pid() -> Option<i32> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().nth(4)?.parse().ok()
+}
+
+/// Whether `pid` is a thread-group leader: a thread's id also opens /proc/TID, but a
+/// thread is not a process to signal or count.
+fn is_process(pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse::<i32>().ok())
+        == Some(pid)
+}
+
+/// A view of /proc kept up to date at a cost that follows the trees asked about, not the
+/// host: one full scan at first, then only the pids created since the last look (pids are
+/// handed out in increasing order; /proc/loadavg names the last one), and fresh reads of
+/// the members of each tree asked for. A process that exits stays in the view until a
+/// tree read finds it gone or the next full scan; processes cannot join a tree except by
+/// being created in it, so the view never misses a member.
+///
+/// Why: reading every /proc/PID/stat for each stop made stopping N instances cost
+/// N x (host processes) — 14.6 s for 1,000 instances.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    view: Snapshot,
+    last_pid: Option<i32>,
+    /// Size of the view after the last full scan: a view that grew far beyond it holds
+    /// mostly dead entries, and a full scan is cheaper than keeping them.
+    scanned: usize,
+    path: String,
+    buf: Vec<u8>,
+}
+
+impl Tracker {
+    /// Brings the view up to date with the processes created since the last call.
+    pub fn refresh(&mut self) {
+        let now = last_pid();
+        let incremental = match (self.last_pid, now) {
+            (Some(before), Some(now)) if self.view.complete => {
+                let new = i64::from(now) - i64::from(before);
+                // A wrap (pids reused), or so many new pids that a scan costs less.
+                (0..=(4 * self.scanned as i64 + 1024)).contains(&new)
+                    && self.view.len() <= 2 * self.scanned + 1024
+            }
+            _ => false,
+        };
+        if incremental {
+            let (Some(before), Some(now)) = (self.last_pid, now) else {
+                return;
+            };
+            for pid in before.saturating_add(1)..=now {
+                if let Some(info) = read_stat_into(pid, &mut self.path, &mut self.buf) {
+                    if is_process(pid) {
+                        self.view.upsert(info);
+                    }
+                }
+            }
+        } else {
+            self.view = Snapshot::take();
+            self.scanned = self.view.len();
+        }
+        self.last_pid = now;
+    }
+
+    /// `root`'s tree (as [`Snapshot::tree_including`]) with every member read afresh:
+    /// those gone are dropped, a reused pid is not a member.
+    pub fn tree(&mut self, root: i32, pgid: i32, remembered: &[(i32, u64)]) -> Vec<ProcInfo> {
+        self.refresh();
+        self.tree_now(root, pgid, remembered)
+    }
+
+    /// [`tree`](Self::tree) without looking for new processes first: for many trees
+    /// read one after the other, after one [`refresh`](Self::refresh).
+    pub fn tree_now(&mut self, root: i32, pgid: i32, remembered: &[(i32, u64)]) -> Vec<ProcInfo> {
+        if !self.view.complete {
+            // No /proc listing: a full scan each time is all there is (and it is empty).
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for pid in self.view.tree_including(root, pgid, remembered) {
+            let known = self.view.get(pid).map(|p| p.start_ticks);
+            match read_stat_into(pid, &mut self.path, &mut self.buf) {
+                Some(info) if Some(info.start_ticks) == known => {
+                    self.view.upsert(info);
+                    if !info.is_zombie() {
+                        out.push(info);
+                    }
+                }
+                Some(info) => self.view.upsert(info),
+                None => self.view.remove(pid),
+            }
+        }
+        out
+    }
+}
+
 fn own_pid() -> i32 {
     // std::process::id() is a u32 that always fits: pid_max is at most 2^22.
     i32::try_from(std::process::id()).unwrap_or(0)

@@ -698,3 +698,23 @@ fn instances_start_with_empty_mask_and_default_dispositions() {
     assert_eq!(field("SigBlk"), 0, "{text}");
     assert_eq!(field("SigIgn") & !glibc_internal, 0, "{text}");
 }
+
+/// Instances are forked without waiting for each exec (issue 18): an exec that fails is
+/// still a failed start with its message and 126, not a program that ran and exited.
+#[test]
+fn an_exec_failure_in_ecosystem_mode_is_a_failed_start_with_code_126() {
+    let d = TestDir::new("execfail");
+    // Executable but no shebang and no ELF header: execve fails with ENOEXEC.
+    let bad = d.write_exec("bad", "\u{7f}XYZ not a program\n");
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"bad\"\nscript = \"{}\"\ninterpreter = \"none\"\nautorestart = false\n\
+         instances = 3\n",
+        bad.display()
+    ));
+    let mut p = runner_eco(&d, &[]);
+    assert_eq!(p.code(Duration::from_secs(20)), 126, "{}", p.dump());
+    let err = p.stderr();
+    assert_eq!(err.matches("cannot start: executing").count(), 3, "{err}");
+    assert!(!err.contains("started pid"), "{err}");
+    assert!(!err.contains("exited (126)"), "{err}");
+}

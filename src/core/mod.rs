@@ -13,7 +13,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -207,6 +207,9 @@ pub struct Slot {
     after_stop: AfterStop,
     /// `runner stop` put it down: a file change does not start it again (cron does).
     held: bool,
+    /// Spawns handed to the shell and not answered yet: the shell reports a spawn once
+    /// the program has exec'd, and other events may come in between.
+    spawning: u8,
 }
 
 impl Slot {
@@ -228,7 +231,7 @@ impl Slot {
     }
 
     fn has_process(&self) -> bool {
-        self.proc.is_some() || self.next.is_some()
+        self.proc.is_some() || self.next.is_some() || self.spawning > 0
     }
 }
 
@@ -257,6 +260,10 @@ pub struct App {
 pub struct Core {
     apps: Vec<App>,
     slots: BTreeMap<SlotId, Slot>,
+    /// Which slot each main process (current, replacement or draining) belongs to, so an
+    /// event about a pid costs the same with 5 instances or 5,000. Entries are checked
+    /// against the slot on lookup; a process leaves the map when its tree is gone.
+    pids: HashMap<i32, SlotId>,
     /// Old processes that a reload replaced, stopping in the background.
     draining: Vec<(SlotId, Proc)>,
     actions: VecDeque<Action>,
@@ -281,6 +288,7 @@ impl Core {
         let mut core = Core {
             apps: Vec::new(),
             slots: BTreeMap::new(),
+            pids: HashMap::new(),
             draining: Vec::new(),
             actions: VecDeque::new(),
             shutting_down: false,
@@ -360,7 +368,13 @@ impl Core {
 
     /// The next action for the shell to perform.
     pub fn next_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if let Some(Action::Spawn { slot, .. }) = &action {
+            if let Some(s) = self.slots.get_mut(slot) {
+                s.spawning = s.spawning.saturating_add(1);
+            }
+        }
+        action
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -386,6 +400,9 @@ impl Core {
         result: Result<i32, SpawnFailure>,
         now: Instant,
     ) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.spawning = slot.spawning.saturating_sub(1);
+        }
         let Some(spec) = self.spec_of(id).cloned() else {
             return;
         };
@@ -394,14 +411,21 @@ impl Core {
         };
         match result {
             Ok(pid) => {
-                let proc = Proc::new(pid, now, &spec);
+                self.pids.insert(pid, id);
+                let mut proc = Proc::new(pid, now, &spec);
                 slot.error = None;
                 slot.resource_backoff = None;
+                // Stopped, deleted or shut down while the program was starting: it is
+                // stopped as it would have been, had it been running then.
+                let unwanted = self.shutting_down || !slot.wanted;
+                if unwanted {
+                    begin_stop(&mut self.actions, &mut proc, &spec, now);
+                }
                 match role {
                     Role::Current => slot.proc = Some(proc),
                     Role::Replacement => slot.next = Some(proc),
                 }
-                if !spec.waits_for_ready() {
+                if !unwanted && !spec.waits_for_ready() {
                     self.became_online_pid(id, pid, now);
                 }
             }
@@ -484,6 +508,7 @@ impl Core {
         let Some((id, role)) = self.find_pid(pid) else {
             return;
         };
+        self.pids.remove(&pid);
         if let Some(pos) = self.draining.iter().position(|(_, p)| p.pid == pid) {
             let (id, old) = self.draining.remove(pos);
             if let Some(slot) = self.slots.get(&id) {
@@ -840,18 +865,19 @@ impl Core {
     }
 
     fn find_pid(&self, pid: i32) -> Option<(SlotId, Role)> {
-        for slot in self.slots.values() {
+        let id = *self.pids.get(&pid)?;
+        if let Some(slot) = self.slots.get(&id) {
             if slot.proc.as_ref().is_some_and(|p| p.pid == pid) {
-                return Some((slot.id, Role::Current));
+                return Some((id, Role::Current));
             }
             if slot.next.as_ref().is_some_and(|p| p.pid == pid) {
-                return Some((slot.id, Role::Replacement));
+                return Some((id, Role::Replacement));
             }
         }
         self.draining
             .iter()
-            .find(|(_, p)| p.pid == pid)
-            .map(|(id, _)| (*id, Role::Current))
+            .any(|(d, p)| *d == id && p.pid == pid)
+            .then_some((id, Role::Current))
     }
 
     fn proc_mut(&mut self, id: SlotId, role: Role, pid: i32) -> Option<&mut Proc> {
@@ -1191,6 +1217,7 @@ impl Slot {
             errored: false,
             after_stop: AfterStop::StayDown,
             held: false,
+            spawning: 0,
         }
     }
 }

@@ -744,10 +744,21 @@ impl Core {
 
     /// Answers the requests whose goal is reached.
     pub(super) fn check_waiters(&mut self) {
+        // A stop's pids are dropped from the end as they go, so this check costs O(1) per
+        // event however many processes the stop waits for.
+        let mut waiters = std::mem::take(&mut self.waiters);
+        for w in &mut waiters {
+            if let Goal::Stopped(pids) = &mut w.goal {
+                while pids.last().is_some_and(|p| self.find_pid(*p).is_none()) {
+                    pids.pop();
+                }
+            }
+        }
+        self.waiters = waiters;
         let mut done = Vec::new();
         for (i, w) in self.waiters.iter().enumerate() {
             let reached = match &w.goal {
-                Goal::Stopped(pids) => pids.iter().all(|pid| self.find_pid(*pid).is_none()),
+                Goal::Stopped(pids) => pids.is_empty(),
                 Goal::Gone => w.slots.iter().all(|id| !self.slots.contains_key(id)),
                 Goal::Reloaded(apps) => apps.is_empty(),
                 Goal::Online => self.settled(&w.slots),

@@ -1,12 +1,16 @@
 //! Memory and CPU of each instance's process tree, read from /proc: for `list` and for
-//! `max_memory_restart`. One pass over /proc serves every instance.
+//! `max_memory_restart`. Only the members of the instances' trees are read (and the pids
+//! created since the last look, see [`Tracker`](crate::procfs::Tracker)), so the cost
+//! follows the apps' size, not the number of processes on the host.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::control::protocol::InstanceInfo;
 use crate::core::{Core, SlotId, Status};
-use crate::procfs::{self, Snapshot};
+use crate::procfs;
+
+use super::tree::Trees;
 
 /// How often memory limits are checked while some app has one (SPEC: at least once a second).
 pub const MEMORY_CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -26,13 +30,12 @@ pub struct Metrics {
 
 impl Metrics {
     /// Usage of every running instance's tree, keyed by slot.
-    pub fn measure(&self, core: &Core, snap: &Snapshot) -> HashMap<SlotId, Usage> {
+    pub fn measure(&self, core: &Core, trees: &mut Trees) -> HashMap<SlotId, Usage> {
+        trees.refresh();
         let mut out = HashMap::new();
         for slot in core.slots() {
             let Some(p) = &slot.proc else { continue };
-            let tree = snap.tree(p.pid, p.pid);
-            let (rss, cpu_ticks) = snap.usage(&tree);
-            out.insert(slot.id, Usage { rss, cpu_ticks });
+            out.insert(slot.id, usage(&trees.of(p.pid)));
         }
         out
     }
@@ -46,10 +49,9 @@ impl Metrics {
     }
 
     /// The rows of `list`.
-    pub fn list(&mut self, core: &Core) -> Vec<InstanceInfo> {
+    pub fn list(&mut self, core: &Core, trees: &mut Trees) -> Vec<InstanceInfo> {
         let now = Instant::now();
-        let snap = Snapshot::take();
-        let usage = self.measure(core, &snap);
+        let usage = self.measure(core, trees);
         let mut rows = Vec::new();
         for slot in core.slots() {
             let Some(spec) = core.spec_of(slot.id) else {
@@ -88,7 +90,7 @@ impl Metrics {
             });
         }
         // Forget samples of processes that are gone, so the map stays bounded.
-        let live: Vec<i32> = core
+        let live: HashSet<i32> = core
             .slots()
             .filter_map(|s| s.proc.as_ref().map(|p| p.pid))
             .collect();
@@ -97,8 +99,8 @@ impl Metrics {
     }
 
     /// Instances whose tree is over their app's `max_memory_restart`.
-    pub fn over_limit(&self, core: &Core) -> Vec<(SlotId, u64, u64)> {
-        let snap = Snapshot::take();
+    pub fn over_limit(&self, core: &Core, trees: &mut Trees) -> Vec<(SlotId, u64, u64)> {
+        trees.refresh();
         let mut over = Vec::new();
         // Only the trees of running instances that have a limit are worth walking.
         for slot in core.slots() {
@@ -108,11 +110,23 @@ impl Metrics {
             let Some(p) = slot.proc.as_ref().filter(|p| p.is_running()) else {
                 continue;
             };
-            let (rss, _) = snap.usage(&snap.tree(p.pid, p.pid));
+            let rss = usage(&trees.of(p.pid)).rss;
             if rss > limit {
                 over.push((slot.id, rss, limit));
             }
         }
         over
     }
+}
+
+/// Resident memory and CPU ticks summed over a tree.
+///
+/// RSS counts pages shared between processes (fork's copy-on-write, shared libraries)
+/// once per process, so the sum over-estimates the tree's real footprint — the same
+/// measure PM2 and `ps` users expect.
+fn usage(tree: &[procfs::ProcInfo]) -> Usage {
+    tree.iter().fold(Usage::default(), |u, p| Usage {
+        rss: u.rss.saturating_add(p.rss_bytes),
+        cpu_ticks: u.cpu_ticks.saturating_add(p.cpu_ticks),
+    })
 }

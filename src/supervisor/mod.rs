@@ -119,7 +119,23 @@ pub struct Supervisor {
     output: output::Output,
     cron: cron_clock::CronClock,
     watches: watch::Watches,
+    /// Instances forked whose exec result has not arrived yet (ecosystem mode): the loop
+    /// starts the next instance without waiting for each program to exec.
+    execs: HashMap<i32, PendingExec>,
 }
+
+/// A spawn whose answer to the core waits for the child's exec.
+struct PendingExec {
+    started: spawn::Started,
+    slot: crate::core::SlotId,
+    role: Role,
+    name: String,
+    index: u32,
+}
+
+/// Instances forked whose exec result is still awaited, at most: enough for the CPUs to
+/// start programs in parallel, few enough to stay far below any fd limit.
+const MAX_EXECS_IN_FLIGHT: usize = 64;
 
 /// How often trees that outlived their main process are re-checked. SIGCHLD usually tells
 /// first (the last member to die is re-parented to runner), this is the backstop.
@@ -190,6 +206,7 @@ impl Supervisor {
             output: output::Output::new(mode != Mode::Single),
             cron: cron_clock::CronClock::default(),
             watches: watch::Watches::default(),
+            execs: HashMap::new(),
         })
     }
 
@@ -219,9 +236,18 @@ impl Supervisor {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
+            // Exec results first: a program that has exec'd may already have spoken on
+            // its Node channel or notify socket in the same batch, and the core must
+            // know the instance before it hears from it.
+            for event in events.iter() {
+                if let Some((Band::Exec, pid)) = Band::of(event.token()) {
+                    self.exec_done(pid as i32);
+                }
+            }
             for event in events.iter() {
                 let token = event.token();
-                if token == SIGNALS {
+                if let Some((Band::Exec, _)) = Band::of(token) {
+                } else if token == SIGNALS {
                     self.handle_signals();
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
@@ -232,7 +258,10 @@ impl Supervisor {
                 } else if self.output.owns(token) {
                     self.output.pump(self.poll.registry(), token);
                 } else if self.ready.owns(token) {
-                    let said = self.ready.handle(&self.core);
+                    let (core, execs) = (&self.core, &self.execs);
+                    let is_instance =
+                        |pid: i32| core.owner(pid).is_some() || execs.contains_key(&pid);
+                    let said = self.ready.handle(core, &is_instance);
                     self.apply_said(said);
                 } else if self.scrape.as_ref().is_some_and(|s| s.owns(token)) {
                     self.handle_scrape(token);
@@ -252,7 +281,9 @@ impl Supervisor {
                 }
             }
             if self.ready.pending() {
-                let said = self.ready.handle(&self.core);
+                let (core, execs) = (&self.core, &self.execs);
+                let is_instance = |pid: i32| core.owner(pid).is_some() || execs.contains_key(&pid);
+                let said = self.ready.handle(core, &is_instance);
                 self.apply_said(said);
             }
             if self.node.more {
@@ -379,6 +410,15 @@ impl Supervisor {
     }
 
     fn apply_said(&mut self, said: Vec<ready::Said>) {
+        for s in &said {
+            let (ready::Said::Ready(pid)
+            | ready::Said::Status(pid, _)
+            | ready::Said::Watchdog(pid)) = s;
+            // The program spoke, so it has exec'd: the core learns of it first.
+            if self.execs.contains_key(pid) {
+                self.exec_done(*pid);
+            }
+        }
         let now = Instant::now();
         for s in said {
             match s {
@@ -506,8 +546,7 @@ impl Supervisor {
         if wanting.is_empty() {
             return;
         }
-        let snap = crate::procfs::Snapshot::take();
-        let usage = self.metrics.measure(&self.core, &snap);
+        let usage = self.metrics.measure(&self.core, &mut self.trees);
         let own = crate::procfs::read(std::process::id() as i32);
         let own_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
         let sample = exposition::Sample {
@@ -558,7 +597,7 @@ impl Supervisor {
         self.next_request += 1;
         match request {
             Request::List => {
-                let rows = self.metrics.list(&self.core);
+                let rows = self.metrics.list(&self.core, &mut self.trees);
                 self.reply_now(conn, Reply::instances(rows));
                 return;
             }
@@ -652,7 +691,7 @@ impl Supervisor {
             _ => {}
         }
         self.next_memory_check = Some(now + metrics::MEMORY_CHECK_EVERY);
-        for (slot, rss, limit) in self.metrics.over_limit(&self.core) {
+        for (slot, rss, limit) in self.metrics.over_limit(&self.core, &mut self.trees) {
             if let Some(s) = self.core.slot(slot) {
                 log::warn!(
                     "{}[{}]: memory {} is over max_memory_restart {}; restarting it",
@@ -760,6 +799,11 @@ impl Supervisor {
     }
 
     fn child_exited(&mut self, pid: i32, exit: ExitKind) {
+        // The child is gone, so its exec result is there to read: a failed exec is a
+        // failed start (126/127 and its message), not a crash of a running program.
+        if self.execs.contains_key(&pid) {
+            self.exec_done(pid);
+        }
         if let Some(ended) = self.health.command_exited(pid, exit) {
             self.trees.main_reaped(pid);
             self.trees.forget(pid);
@@ -802,10 +846,9 @@ impl Supervisor {
         if self.watched.is_empty() {
             return;
         }
-        let gone: Vec<i32> = self
-            .watched
-            .iter()
-            .copied()
+        let roots: Vec<i32> = self.watched.iter().copied().collect();
+        let gone: Vec<i32> = roots
+            .into_iter()
             .filter(|r| self.trees.is_gone(*r))
             .collect();
         for root in gone {
@@ -972,7 +1015,32 @@ impl Supervisor {
         };
         let name = spec.name.clone();
         let index = slot.index;
-        let result = spawn::spawn(req);
+        // Single-program mode keeps the synchronous answer: one child, and its exec
+        // failure decides runner's own exit code at once, as tini's does.
+        let result = if single {
+            spawn::spawn(req)
+        } else {
+            match spawn::start(req) {
+                Ok(started) => {
+                    let pid = started.pid;
+                    if let Some((ours, _child_end)) = channel {
+                        self.node.attach(self.poll.registry(), pid, ours, worker);
+                    }
+                    if let Some(p) = prepared {
+                        self.output.attach(self.poll.registry(), pid, p);
+                    }
+                    self.await_exec(PendingExec {
+                        started,
+                        slot: id,
+                        role,
+                        name,
+                        index,
+                    });
+                    return;
+                }
+                Err(e) => Err(e),
+            }
+        };
         match &result {
             Ok(pid) => {
                 let level = if single {
@@ -1001,6 +1069,64 @@ impl Supervisor {
                 transient: e.transient,
             }),
             now,
+        );
+    }
+
+    /// Waits for the child's exec on the loop; if its pipe cannot be watched, reads the
+    /// result at once (the old, synchronous way).
+    fn await_exec(&mut self, pending: PendingExec) {
+        use std::os::fd::AsRawFd;
+        // Each pending exec holds a pipe: beyond a bound, wait for one (as every spawn
+        // once did) rather than run out of fds with thousands of instances.
+        if self.execs.len() >= MAX_EXECS_IN_FLIGHT {
+            if let Some(oldest) = self.execs.keys().next().copied() {
+                self.exec_done(oldest);
+            }
+        }
+        let pid = pending.started.pid;
+        let fd = pending.started.exec.as_raw_fd();
+        let token = Band::Exec.token(pid as u64);
+        match self.poll.registry().register(
+            &mut mio::unix::SourceFd(&fd),
+            token,
+            mio::Interest::READABLE,
+        ) {
+            Ok(()) => {
+                self.execs.insert(pid, pending);
+            }
+            Err(e) => {
+                log::debug!("cannot watch the exec of pid {pid} ({e}); waiting for it");
+                self.execs.insert(pid, pending);
+                self.exec_done(pid);
+            }
+        }
+    }
+
+    /// The exec result of `pid` is readable: the core learns whether the start succeeded.
+    fn exec_done(&mut self, pid: i32) {
+        use std::os::fd::AsRawFd;
+        let Some(pending) = self.execs.remove(&pid) else {
+            return;
+        };
+        let fd = pending.started.exec.as_raw_fd();
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut mio::unix::SourceFd(&fd));
+        let result = pending.started.outcome();
+        match &result {
+            Ok(pid) => log::info!("{}[{}]: started pid {pid}", pending.name, pending.index),
+            Err(e) => log::debug!("{}[{}]: spawn failed: {e}", pending.name, pending.index),
+        }
+        self.core.spawned(
+            pending.slot,
+            pending.role,
+            result.map_err(|e| SpawnFailure {
+                message: e.message,
+                code: e.code,
+                transient: e.transient,
+            }),
+            Instant::now(),
         );
     }
 

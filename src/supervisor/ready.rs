@@ -76,8 +76,10 @@ impl Readiness {
     }
 
     /// Reads what arrived on the sd_notify socket.
-    pub fn handle(&mut self, core: &Core) -> Vec<Said> {
-        self.handle_notify(core)
+    /// `is_instance` tells whether a pid is an instance's main process (one whose exec
+    /// has not been confirmed yet counts too).
+    pub fn handle(&mut self, core: &Core, is_instance: &dyn Fn(i32) -> bool) -> Vec<Said> {
+        self.handle_notify(core, is_instance)
     }
 
     /// Whether a wake-up must come at once: the notify socket's budget ran out.
@@ -87,7 +89,7 @@ impl Readiness {
 
     /// One budget's worth of sd_notify datagrams, attributed while the fds they passed are
     /// still open (see [`NotifySocket::drain_bounded`]); those close at the end.
-    fn handle_notify(&mut self, core: &Core) -> Vec<Said> {
+    fn handle_notify(&mut self, core: &Core, is_instance: &dyn Fn(i32) -> bool) -> Vec<Said> {
         let mut said = Vec::new();
         let Some(sock) = self.notify.as_mut() else {
             self.notify_more = false;
@@ -107,7 +109,9 @@ impl Readiness {
         self.notify_more = more;
         let mut known: HashMap<i32, Option<i32>> = HashMap::new();
         for r in &batch {
-            let main = *known.entry(r.pid).or_insert_with(|| attribute(r.pid, core));
+            let main = *known
+                .entry(r.pid)
+                .or_insert_with(|| attribute(r.pid, is_instance));
             let Some(main) = main else {
                 log::debug!(
                     "sd_notify message from pid {}, which is no instance's; ignored",
@@ -136,10 +140,10 @@ impl Readiness {
 const NOTIFY_BUDGET: usize = 64;
 
 /// The main process of the instance whose tree `sender` belongs to, following parents.
-fn attribute(sender: i32, core: &Core) -> Option<i32> {
+fn attribute(sender: i32, is_instance: &dyn Fn(i32) -> bool) -> Option<i32> {
     let mut pid = sender;
     for _ in 0..MAX_DEPTH {
-        if core.owner(pid).is_some() {
+        if is_instance(pid) {
             return Some(pid);
         }
         let parent = procfs::read(pid)?.ppid;

@@ -96,6 +96,70 @@ const PID_DIGITS: usize = 10;
 
 /// Starts the process; returns its pid once it has exec'd (or the reason it could not).
 pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
+    start(req)?.outcome()
+}
+
+/// A forked child whose exec has not been confirmed yet.
+#[derive(Debug)]
+pub struct Started {
+    pub pid: i32,
+    /// Read end of the child's error pipe: EOF once it has exec'd (close-on-exec), or
+    /// the failing stage and errno. Readable (never blocks) once the child has exec'd or
+    /// exited, so the loop can wait for it like any other event.
+    pub exec: OwnedFd,
+    program: PathBuf,
+    cwd: PathBuf,
+}
+
+impl Started {
+    /// Reads the exec result (blocks until the child has exec'd or failed).
+    pub fn outcome(self) -> Result<i32, SpawnError> {
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        while got < buf.len() {
+            match nix::unistd::read(&self.exec, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        if got < buf.len() {
+            return Ok(self.pid);
+        }
+        let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        Err(failure(stage, errno, &self.program, &self.cwd))
+    }
+}
+
+/// The error a child reported from `stage`, in words a user can act on.
+fn failure(stage: u32, errno: i32, program: &Path, cwd: &Path) -> SpawnError {
+    let err = std::io::Error::from_raw_os_error(errno);
+    let code = if stage == Stage::Exec as u32 && errno == libc::ENOENT {
+        127
+    } else {
+        126
+    };
+    let what = match stage {
+        5 => format!("{} {}: {err}", stage_name(stage), cwd.display()),
+        6 => format!("{} {}: {err}", stage_name(stage), program.display()),
+        _ => format!("{}: {err}", stage_name(stage)),
+    };
+    // exec can fail for want of memory too (E2BIG is the program's, ENOMEM/EAGAIN not).
+    let transient = matches!(
+        errno,
+        libc::ENOMEM | libc::EAGAIN | libc::EMFILE | libc::ENFILE
+    );
+    SpawnError {
+        message: what,
+        code,
+        transient,
+    }
+}
+
+/// Forks the child and returns at once; [`Started::outcome`] tells whether it exec'd.
+pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
     let program = cstring(req.program.as_os_str().as_bytes(), "the program path")?;
     let argv: Vec<CString> = req
         .argv
@@ -222,42 +286,11 @@ pub fn spawn(req: SpawnRequest<'_>) -> Result<i32, SpawnError> {
     }
     drop(err_write);
     drop(parked);
-    // Exec closes the write end (close-on-exec): zero bytes means success.
-    let mut buf = [0u8; 8];
-    let mut got = 0;
-    while got < buf.len() {
-        match nix::unistd::read(&err_read, &mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    if got < buf.len() {
-        return Ok(pid);
-    }
-    let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
-    let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let err = std::io::Error::from_raw_os_error(errno);
-    let code = if stage == Stage::Exec as u32 && errno == libc::ENOENT {
-        127
-    } else {
-        126
-    };
-    let what = match stage {
-        5 => format!("{} {}: {err}", stage_name(stage), req.cwd.display()),
-        6 => format!("{} {}: {err}", stage_name(stage), req.program.display()),
-        _ => format!("{}: {err}", stage_name(stage)),
-    };
-    // exec can fail for want of memory too (E2BIG is the program's, ENOMEM/EAGAIN not).
-    let transient = matches!(
-        errno,
-        libc::ENOMEM | libc::EAGAIN | libc::EMFILE | libc::ENFILE
-    );
-    Err(SpawnError {
-        message: what,
-        code,
-        transient,
+    Ok(Started {
+        pid,
+        exec: err_read,
+        program: req.program.to_path_buf(),
+        cwd: req.cwd.to_path_buf(),
     })
 }
 

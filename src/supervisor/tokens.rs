@@ -33,9 +33,11 @@ pub enum Band {
     Watch = 7,
     /// Pipes of helper children runner reads (e.g. `node` evaluating a PM2 file).
     Helpers = 8,
+    /// Instances' exec-result pipes, numbered by the child's pid.
+    Exec = 9,
 }
 
-const BANDS: [Band; 8] = [
+const BANDS: [Band; 9] = [
     Band::Control,
     Band::NodeIpc,
     Band::Output,
@@ -44,6 +46,7 @@ const BANDS: [Band; 8] = [
     Band::Health,
     Band::Watch,
     Band::Helpers,
+    Band::Exec,
 ];
 
 impl Band {

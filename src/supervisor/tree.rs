@@ -5,6 +5,10 @@
 //! walked in /proc, and every member seen is remembered by (pid, start time): once the
 //! main process and a middle parent are gone, a re-parented grandchild is linked to the
 //! instance by nothing else.
+//!
+//! The tree comes from a [`Tracker`], which reads only the pids created since its last
+//! look and the members of the tree asked about: a stop costs the same whether the host
+//! runs 100 processes or 10,000, and stopping N instances costs N, not N x host.
 
 use std::collections::{HashMap, HashSet};
 
@@ -12,7 +16,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::procfs::{self, Snapshot};
+use crate::procfs::{ProcInfo, Tracker};
 
 #[derive(Debug, Default)]
 pub struct Trees {
@@ -20,6 +24,7 @@ pub struct Trees {
     /// Roots whose main process was reaped: their pid (and so their group id) may be
     /// reused, so the group is no longer signalled as a whole.
     reaped: HashSet<i32>,
+    procs: Tracker,
 }
 
 impl Trees {
@@ -34,8 +39,7 @@ impl Trees {
             }
             return;
         }
-        let snap = Snapshot::take();
-        let members = self.members(root, &snap);
+        let members = self.members(root);
         // While the root is unreaped its pid cannot be reused, so the group is ours and
         // one killpg reaches its members; the rest (those that left the group) get the
         // signal one by one. Each process gets it once: many apps read a second SIGINT
@@ -43,8 +47,8 @@ impl Trees {
         let group = !self.reaped.contains(&root);
         let outside: Vec<i32> = members
             .iter()
-            .map(|(pid, _)| *pid)
-            .filter(|pid| !group || snap.get(*pid).is_none_or(|p| p.pgid != root))
+            .filter(|p| !group || p.pgid != root)
+            .map(|p| p.pid)
             .collect();
         for sig in [signal, Signal::SIGCONT] {
             if sig == Signal::SIGCONT && (signal == Signal::SIGKILL || signal == Signal::SIGCONT) {
@@ -68,15 +72,14 @@ impl Trees {
     }
 
     /// Whether nothing of the tree is left. Only meaningful once the main process was reaped.
-    pub fn is_gone(&self, root: i32) -> bool {
+    pub fn is_gone(&mut self, root: i32) -> bool {
         let remembered = self.remembered.get(&root).map(Vec::as_slice).unwrap_or(&[]);
         // Cheap path for the common case: an empty group and nothing that left it.
         if remembered.is_empty() && kill(Pid::from_raw(-root), None) == Err(Errno::ESRCH) {
             return true;
         }
-        Snapshot::take()
-            .tree_including(root, root, remembered)
-            .is_empty()
+        let remembered = remembered.to_vec();
+        self.procs.tree(root, root, &remembered).is_empty()
     }
 
     /// Forgets a tree that is gone.
@@ -86,24 +89,32 @@ impl Trees {
     }
 
     /// Members of the tree now (the root excluded), remembered for later calls.
-    fn members(&mut self, root: i32, snap: &Snapshot) -> Vec<(i32, u64)> {
+    fn members(&mut self, root: i32) -> Vec<ProcInfo> {
         let known = self.remembered.entry(root).or_default();
-        let pids = snap.tree_including(root, root, known);
-        for pid in pids {
-            if pid == root {
-                continue;
-            }
-            if let Some(info) = snap.get(pid) {
-                if !known
-                    .iter()
-                    .any(|(p, t)| *p == pid && *t == info.start_ticks)
-                {
-                    known.push((pid, info.start_ticks));
-                }
+        let mut members = self.procs.tree(root, root, known);
+        members.retain(|p| p.pid != root);
+        // The tracker read each member just now: whoever is not among them is gone.
+        known.retain(|(pid, start)| {
+            members
+                .iter()
+                .any(|p| p.pid == *pid && p.start_ticks == *start)
+        });
+        for p in &members {
+            if !known.iter().any(|(pid, _)| *pid == p.pid) {
+                known.push((p.pid, p.start_ticks));
             }
         }
-        known.retain(|(pid, start)| procfs::is_same_process(*pid, *start));
-        known.clone()
+        members
+    }
+
+    /// Looks for processes created since the last look; then [`of`](Self::of) reads trees.
+    pub fn refresh(&mut self) {
+        self.procs.refresh();
+    }
+
+    /// The tree of `root` (the root included when alive), read afresh: for memory and CPU.
+    pub fn of(&mut self, root: i32) -> Vec<ProcInfo> {
+        self.procs.tree_now(root, root, &[])
     }
 }
 
