@@ -4,6 +4,7 @@
 //! problem in the file is reported at once, each with file, line, column and, for an
 //! unknown key, the closest known one.
 
+pub mod compose;
 pub mod model;
 pub mod pm2;
 pub mod supervisord;
@@ -58,6 +59,7 @@ pub struct LoadOptions {
 enum Foreign {
     Pm2,
     Supervisord,
+    ProcessCompose,
 }
 
 /// Which converter a file needs, from its extension or (supervisord) its sections.
@@ -69,6 +71,7 @@ fn foreign_kind(path: &Path, text: Option<&str>) -> Option<Foreign> {
     match ext.as_deref() {
         Some("js" | "cjs" | "mjs" | "json") => Some(Foreign::Pm2),
         Some("conf" | "ini") => Some(Foreign::Supervisord),
+        Some("yaml" | "yml") => Some(Foreign::ProcessCompose),
         _ if text.is_some_and(supervisord::looks_like) => Some(Foreign::Supervisord),
         _ => None,
     }
@@ -82,6 +85,9 @@ pub fn import(path: &Path) -> Result<(String, Vec<String>), ConfigError> {
         Some(Foreign::Supervisord) => supervisord::to_toml(path)
             .map(|c| (c.toml, c.warnings))
             .map_err(ConfigError::new),
+        Some(Foreign::ProcessCompose) => compose::to_toml(path)
+            .map(|c| (c.toml, c.warnings))
+            .map_err(ConfigError::new),
         _ => pm2_to_toml(path).map(|t| (t, Vec::new())).map_err(|e| {
             // The converter's messages usually start with the path already.
             let prefix = format!("{}: ", path.display());
@@ -91,9 +97,9 @@ pub fn import(path: &Path) -> Result<(String, Vec<String>), ConfigError> {
     }
 }
 
-/// Reads and validates an ecosystem file. PM2 files (`.js`, `.cjs`, `.mjs`, `.json`) and
-/// supervisord files (`.conf`, `.ini`, or any file with a `[program:x]` section) are
-/// converted as `runner import` would, then read as TOML.
+/// Reads and validates an ecosystem file. PM2 files (`.js`, `.cjs`, `.mjs`, `.json`),
+/// supervisord files (`.conf`, `.ini`, or any file with a `[program:x]` section) and
+/// process-compose files (`.yaml`, `.yml`) are converted as `runner import` would, then read as TOML.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Ecosystem, ConfigError> {
     let raw = match std::fs::read(path) {
         Ok(bytes) => String::from_utf8(bytes)
