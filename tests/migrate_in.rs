@@ -214,3 +214,75 @@ fn import_of_both_formats_prints_toml_that_check_accepts() {
         assert!(checked.contains("start order (depends_on)"), "{checked}");
     }
 }
+
+/// The same supervisord.conf, run by supervisord itself and by runner, in `dir`.
+fn same_conf(dir: &TestDir) -> std::path::PathBuf {
+    dir.write_exec(
+        "dump.sh",
+        "#!/bin/sh\n{ env; echo \"ARG=$2\"; echo \"CWD=$(pwd -P)\"; } > \"$1/env.$2.tmp\" && mv \"$1/env.$2.tmp\" \"$1/env.$2\"\nexec sleep 1000\n",
+    );
+    std::fs::create_dir_all(dir.path().join("work")).unwrap();
+    dir.write(
+        "supervisord.conf",
+        "[supervisord]\nnodaemon = true\nlogfile = %(here)s/sd.log\npidfile = %(here)s/sd.pid\n\
+         environment = GLOBAL=\"from supervisord\",PLAIN=global\n\n\
+         [program:worker]\n\
+         command = /bin/sh \"%(here)s/dump.sh\" %(here)s %(process_num)d ; a comment\n\
+         process_name = %(program_name)s_%(process_num)02d\n\
+         numprocs = 2\n\
+         directory = %(here)s/work\n\
+         environment = GREETING=\"hello, world\",QUOTED='a=b, c',PLAIN=1,\n\
+         \x20   PATHLIKE=/usr/bin:%(here)s,PCT=\"100%%\"\n\
+         stdout_logfile = NONE\n\
+         stopsignal = TERM\n",
+    )
+}
+
+#[test]
+fn supervisord_and_runner_read_the_same_file_the_same_way() {
+    if !have("supervisord") {
+        eprintln!("SKIP: supervisord not installed (Debian package `supervisor`)");
+        return;
+    }
+    let theirs = TestDir::new("sv-theirs");
+    let ours = TestDir::new("sv-ours");
+    let mut sd = Proc::spawn({
+        let mut c = std::process::Command::new("supervisord");
+        c.args(["-n", "-c"])
+            .arg(same_conf(&theirs))
+            .current_dir(theirs.path());
+        c
+    });
+    let mut rn = runner(&ours, &[same_conf(&ours).to_string_lossy().into_owned()]);
+    for n in ["0", "1"] {
+        let a = parse_env(&theirs.wait_file(&format!("env.{n}")));
+        let b = parse_env(&ours.wait_file(&format!("env.{n}")));
+        for key in [
+            "GREETING",
+            "QUOTED",
+            "PLAIN",
+            "GLOBAL",
+            "PCT",
+            "ARG",
+            "SUPERVISOR_ENABLED",
+            "SUPERVISOR_GROUP_NAME",
+        ] {
+            assert_eq!(a.get(key), b.get(key), "{key} of process {n}");
+        }
+        let strip = |s: &str, d: &TestDir| s.replace(d.path().to_str().unwrap(), "HERE");
+        assert_eq!(
+            strip(&a["PATHLIKE"], &theirs),
+            strip(&b["PATHLIKE"], &ours),
+            "%(here)s in environment"
+        );
+        assert_eq!(
+            strip(&a["CWD"], &theirs),
+            strip(&b["CWD"], &ours),
+            "directory"
+        );
+    }
+    sd.signal("TERM");
+    let _ = sd.wait(Duration::from_secs(20));
+    rn.signal("TERM");
+    assert_eq!(rn.code(Duration::from_secs(20)), 0, "{}", rn.dump());
+}
