@@ -79,7 +79,8 @@ USAGE:
     runner scale NAME N                     change the number of instances of an app
     runner signal SIGNAL TARGET             send a signal to the instances
     runner apply                            re-read the ecosystem file and apply the difference
-    runner import FILE                      print a PM2 ecosystem file as ecosystem TOML
+    runner import FILE                      print a PM2, supervisord or process-compose file
+                                            as ecosystem TOML (FILE also runs as it is)
     runner logs [TARGET] [--lines N] [--follow] [--out|--err]
                                             recent output of the instances (default: all,
                                             15 lines each); --follow streams new lines

@@ -66,13 +66,18 @@ fn run(inv: Invocation) -> u8 {
             }
             Err(code) => code,
         },
-        Command::Import { file } => match config::pm2::to_toml(&file) {
-            Ok(text) => {
+        Command::Import { file } => match config::import(&file) {
+            Ok((text, warnings)) => {
+                for w in warnings {
+                    eprintln!("runner: warning: {w}");
+                }
                 print!("{text}");
                 0
             }
             Err(e) => {
-                eprintln!("runner: {e}");
+                for d in e.diagnostics() {
+                    eprintln!("runner: {d}");
+                }
                 EXIT_USAGE
             }
         },

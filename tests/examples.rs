@@ -128,6 +128,7 @@ fn every_example_ecosystem_file_passes_check() {
         "systemd/ecosystem.toml",
         "kubernetes/ecosystem.toml",
         "web-and-db/ecosystem.toml",
+        "migrate-then-serve/ecosystem.toml",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -553,4 +554,57 @@ fn web_and_db_web_waits_for_postgres() {
         !alive(db_pid),
         "postgres {db_pid} still alive after runner exited"
     );
+}
+
+/// A copy of examples/migrate-then-serve whose port is the test's own.
+fn migrate_then_serve_copy(dir: &TestDir, port: u16, fail: bool) {
+    let src = examples_dir().join("migrate-then-serve");
+    for name in [
+        "ecosystem.toml",
+        "process-compose.yaml",
+        "migrate.sh",
+        "serve.py",
+    ] {
+        let text = std::fs::read_to_string(src.join(name)).unwrap();
+        let mut text = text.replace("8095", &port.to_string());
+        if fail && name == "migrate.sh" {
+            text = text.replace("${MIGRATE_FAIL:-0}", "1");
+        }
+        if name.ends_with(".sh") {
+            dir.write_exec(name, &text);
+        } else {
+            dir.write(name, &text);
+        }
+    }
+}
+
+#[test]
+fn migrate_then_serve_runs_the_migration_before_the_server_in_both_formats() {
+    if !have("python3") {
+        eprintln!("SKIP migrate-then-serve: python3 is missing");
+        return;
+    }
+    for file in ["ecosystem.toml", "process-compose.yaml"] {
+        let dir = TestDir::new("ex-migrate");
+        let port = free_port();
+        migrate_then_serve_copy(&dir, port, false);
+        let mut p = runner(&dir, &[dir.p(file)]);
+        let body = get_eventually(&mut p, port, Duration::from_secs(30));
+        assert!(body.contains("serving with schema 42"), "{file}: {body}");
+        term_exits_zero(&mut p, Duration::from_secs(20));
+        let err = p.stderr();
+        let migrated = line_index(&err, &["migrate[0]", "exited (exit code 0)"]);
+        let web = line_index(&err, &["web[0]: started"]);
+        assert!(migrated < web && web.is_some(), "{file}: order in\n{err}");
+    }
+}
+
+#[test]
+fn migrate_then_serve_never_starts_the_server_when_the_migration_fails() {
+    let dir = TestDir::new("ex-migrate-fail");
+    migrate_then_serve_copy(&dir, free_port(), true);
+    let (code, _, err) = run_to_end(&dir, &[dir.p("ecosystem.toml")]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains("web[0]: started"), "{err}");
+    assert!(err.contains("web: not starting"), "{err}");
 }

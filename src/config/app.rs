@@ -10,7 +10,7 @@ use super::addr::{parse_listen, parse_ready_check, resolve_probe};
 use super::dotenv;
 use super::error::Diagnostic;
 use super::keys::{self, AppKey};
-use super::model::{self as m, AppSpec, ExecMode, HealthCheck};
+use super::model::{self as m, AppSpec, DependCondition, ExecMode, HealthCheck};
 use super::program::{self, ProgramError};
 use super::suggest::did_you_mean;
 use super::units::parse_signal;
@@ -26,6 +26,86 @@ pub(crate) struct Built {
     pub name_span: Range<usize>,
     pub deps: Vec<(String, Range<usize>)>,
     pub deps_span: Range<usize>,
+}
+
+/// `depends_on`: a name, or an array of names and `{ name = "x", condition = "..." }`
+/// tables.
+fn dependency_list(ctx: &mut Ctx, v: &Val) -> Vec<(String, Range<usize>, DependCondition)> {
+    let items: Vec<&Val> = match v.get_ref() {
+        DeValue::String(_) | DeValue::Table(_) => vec![v],
+        DeValue::Array(items) => items.iter().collect(),
+        _ => {
+            ctx.type_error(
+                "depends_on",
+                "an array of app names or { name = \"...\", condition = \"...\" } tables",
+                v,
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item.get_ref() {
+            DeValue::String(s) => out.push((s.to_string(), item.span(), DependCondition::Online)),
+            DeValue::Table(t) => {
+                let mut name = None;
+                let mut cond = DependCondition::Online;
+                let mut entries: Vec<_> = t.iter().collect();
+                entries.sort_by_key(|(k, _)| k.span().start);
+                for (k, val) in entries {
+                    match k.get_ref().as_ref() {
+                        "name" => {
+                            name = ctx
+                                .nonempty("depends_on.name", val)
+                                .map(|n| (n, val.span()))
+                        }
+                        "condition" => {
+                            if let Some(w) = ctx.string("depends_on.condition", val) {
+                                match DependCondition::parse(&w) {
+                                    Some(c) => cond = c,
+                                    None => {
+                                        let hint = did_you_mean(
+                                            &w,
+                                            DependCondition::WORDS.iter().copied(),
+                                        );
+                                        ctx.error(
+                                            &val.span(),
+                                            format!(
+                                                "unknown `depends_on` condition \"{w}\" \
+                                                 (use started, online or completed_successfully){hint}"
+                                            ),
+                                        );
+                                    }
+                                }
+                            }
+                        }
+                        other => {
+                            let hint = did_you_mean(other, ["name", "condition"]);
+                            ctx.error(
+                                &k.span(),
+                                format!("unknown key `{other}` in a `depends_on` entry{hint}"),
+                            );
+                        }
+                    }
+                }
+                match name {
+                    Some((n, span)) => out.push((n, span, cond)),
+                    None => ctx.error(
+                        &item.span(),
+                        "a `depends_on` table needs `name`: { name = \"db\", condition = \"online\" }",
+                    ),
+                }
+            }
+            other => {
+                let msg = format!(
+                    "`depends_on` items must be app names or {{ name, condition }} tables, found {}",
+                    a(other)
+                );
+                ctx.error(&item.span(), msg);
+            }
+        }
+    }
+    out
 }
 
 /// One key as found: where it is, how it was spelled, and its value.
@@ -359,9 +439,12 @@ pub(crate) fn build(
     if let Some(v) = get("depends_on") {
         deps_span = v.span();
         let mut seen = HashSet::new();
-        for (d, span) in ctx.string_list("depends_on", v).unwrap_or_default() {
+        for (d, span, cond) in dependency_list(ctx, v) {
             if seen.insert(d.clone()) {
                 spec.depends_on.push(d.clone());
+                if cond != DependCondition::Online {
+                    spec.depends_conditions.insert(d.clone(), cond);
+                }
                 deps.push((d, span));
             }
         }

@@ -4,8 +4,10 @@
 //! problem in the file is reported at once, each with file, line, column and, for an
 //! unknown key, the closest known one.
 
+pub mod compose;
 pub mod model;
 pub mod pm2;
+pub mod supervisord;
 
 mod addr;
 mod app;
@@ -14,6 +16,7 @@ mod cpus;
 mod dotenv;
 mod error;
 mod graph;
+mod ini;
 mod keys;
 mod program;
 mod render;
@@ -54,27 +57,82 @@ pub struct LoadOptions {
     pub only: Vec<String>,
 }
 
-/// Reads and validates an ecosystem file. PM2 files (`.js`, `.cjs`, `.mjs`, `.json`) are
-/// converted as `runner import` would, then read as TOML.
-pub fn load(path: &Path, opts: &LoadOptions) -> Result<Ecosystem, ConfigError> {
+/// The formats runner reads besides its own TOML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Foreign {
+    Pm2,
+    Supervisord,
+    ProcessCompose,
+}
+
+/// Which converter a file needs, from its extension or (supervisord) its sections.
+fn foreign_kind(path: &Path, text: Option<&str>) -> Option<Foreign> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(|e| e.to_ascii_lowercase());
-    let text = match ext.as_deref() {
-        Some("js" | "cjs" | "mjs" | "json") => pm2_to_toml(path).map_err(|e| {
+    match ext.as_deref() {
+        Some("js" | "cjs" | "mjs" | "json") => Some(Foreign::Pm2),
+        Some("conf" | "ini") => Some(Foreign::Supervisord),
+        Some("yaml" | "yml") => Some(Foreign::ProcessCompose),
+        _ if text.is_some_and(supervisord::looks_like) => Some(Foreign::Supervisord),
+        _ => None,
+    }
+}
+
+/// A PM2 or supervisord file as ecosystem TOML text, with what the conversion could
+/// not carry over (`runner import`, and `load` before it reads the TOML).
+pub fn import(path: &Path) -> Result<(String, Vec<String>), ConfigError> {
+    let text = std::fs::read_to_string(path).ok();
+    match foreign_kind(path, text.as_deref()) {
+        Some(Foreign::Supervisord) => supervisord::to_toml(path)
+            .map(|c| (c.toml, c.warnings))
+            .map_err(ConfigError::new),
+        Some(Foreign::ProcessCompose) => compose::to_toml(path)
+            .map(|c| (c.toml, c.warnings))
+            .map_err(ConfigError::new),
+        _ => pm2_to_toml(path).map(|t| (t, Vec::new())).map_err(|e| {
             // The converter's messages usually start with the path already.
             let prefix = format!("{}: ", path.display());
             let msg = e.strip_prefix(&prefix).unwrap_or(&e).to_string();
             ConfigError::whole_file(path, msg)
-        })?,
-        _ => match std::fs::read(path) {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map_err(|_| ConfigError::whole_file(path, "not valid UTF-8 text"))?,
-            Err(e) => return Err(ConfigError::whole_file(path, format!("cannot read: {e}"))),
-        },
+        }),
+    }
+}
+
+/// Reads and validates an ecosystem file. PM2 files (`.js`, `.cjs`, `.mjs`, `.json`),
+/// supervisord files (`.conf`, `.ini`, or any file with a `[program:x]` section) and
+/// process-compose files (`.yaml`, `.yml`) are converted as `runner import` would, then read as TOML.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Ecosystem, ConfigError> {
+    let raw = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| ConfigError::whole_file(path, "not valid UTF-8 text"))?,
+        Err(e) => return Err(ConfigError::whole_file(path, format!("cannot read: {e}"))),
     };
-    load_str(&text, path, opts)
+    if foreign_kind(path, Some(&raw)).is_none() {
+        return load_str(&raw, path, opts);
+    }
+    let (text, warnings) = import(path)?;
+    let mut eco = load_str(&text, path, opts).map_err(|e| converted_error(path, e))?;
+    eco.warnings.splice(0..0, warnings);
+    Ok(eco)
+}
+
+/// An error in converted TOML points at lines the user never wrote: say so.
+fn converted_error(path: &Path, e: ConfigError) -> ConfigError {
+    let diagnostics = e
+        .diagnostics()
+        .iter()
+        .map(|d| Diagnostic {
+            message: format!(
+                "{} (in the TOML `runner import {}` prints)",
+                d.message,
+                path.display()
+            ),
+            ..d.clone()
+        })
+        .collect();
+    ConfigError::new(diagnostics)
 }
 
 fn pm2_to_toml(path: &Path) -> Result<String, String> {

@@ -118,6 +118,57 @@ pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// `health_failures` when not set (Kubernetes' failureThreshold).
 pub const HEALTH_FAILURES: u32 = 3;
 
+/// What a `depends_on` entry waits for (process-compose's `condition`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DependCondition {
+    /// Every instance of the dependency has been started.
+    Started,
+    /// Every instance of the dependency is online (the default, as before conditions).
+    #[default]
+    Online,
+    /// Every instance of the dependency has exited with 0 or a `stop_exit_codes` code and
+    /// will not be restarted: a one-shot job such as a migration.
+    Completed,
+}
+
+impl DependCondition {
+    /// The word `runner check` prints and the file accepts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DependCondition::Started => "started",
+            DependCondition::Online => "online",
+            DependCondition::Completed => "completed_successfully",
+        }
+    }
+
+    /// Reads a condition: runner's words, process-compose's (`process_started`,
+    /// `process_healthy`, `process_completed_successfully`) and short forms.
+    pub fn parse(word: &str) -> Option<DependCondition> {
+        let w = word.trim().to_ascii_lowercase();
+        let w = w.strip_prefix("process_").unwrap_or(&w);
+        Some(match w {
+            "started" | "start" => DependCondition::Started,
+            "online" | "healthy" | "ready" => DependCondition::Online,
+            "completed_successfully" | "completed" | "complete" | "success" | "done" => {
+                DependCondition::Completed
+            }
+            _ => return None,
+        })
+    }
+
+    /// Every word [`DependCondition::parse`] accepts, for suggestions.
+    pub const WORDS: &'static [&'static str] = &[
+        "started",
+        "online",
+        "completed_successfully",
+        "process_started",
+        "process_healthy",
+        "process_completed_successfully",
+        "healthy",
+        "completed",
+    ];
+}
+
 /// A user and group to run an instance as, resolved from names at load time.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Credentials {
@@ -163,6 +214,8 @@ pub struct AppSpec {
     /// that no DNS lookup ever runs on the event loop.
     pub ready_addr: Option<std::net::SocketAddr>,
     pub depends_on: Vec<String>,
+    /// The condition of each `depends_on` entry that is not the default (online).
+    pub depends_conditions: BTreeMap<String, DependCondition>,
     pub critical: bool,
     pub watchdog: Option<Duration>,
     pub health_check: Option<HealthCheck>,
@@ -246,6 +299,7 @@ impl AppSpec {
             ready_check: None,
             ready_addr: None,
             depends_on: Vec::new(),
+            depends_conditions: BTreeMap::new(),
             critical: false,
             watchdog: None,
             health_check: None,
@@ -269,6 +323,14 @@ impl AppSpec {
             cron_restart: None,
             watch: None,
         }
+    }
+
+    /// The condition `depends_on` names for dependency `name`.
+    pub fn depend_condition(&self, name: &str) -> DependCondition {
+        self.depends_conditions
+            .get(name)
+            .copied()
+            .unwrap_or_default()
     }
 
     /// Whether output must go through runner (pipes) rather than be inherited.

@@ -1043,14 +1043,14 @@ fn toml_value(v: &toml::Value) -> Option<String> {
     Some(s)
 }
 
-fn quoted(s: &str) -> String {
+pub(crate) fn quoted(s: &str) -> String {
     toml_value(&toml::Value::String(s.to_string())).unwrap_or_else(|| "\"\"".to_string())
 }
 
 /// A key as TOML needs it: bare when it can be, quoted otherwise (env names like
 /// `npm_config_x.y` or keys with spaces). Written by hand because the `toml` crate
 /// quotes strings with newlines as multi-line strings, which TOML forbids for keys.
-fn fmt_key(k: &str) -> String {
+pub(crate) fn fmt_key(k: &str) -> String {
     if !k.is_empty()
         && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
@@ -1099,7 +1099,7 @@ fn unsupported_line(key: &str, value: &Value, hint: Option<&str>) -> String {
 
 /// A one-line TOML comment. TOML forbids control characters in comments, and a newline
 /// would end the comment and let PM2 data through as TOML: escape them all.
-fn comment(text: &str) -> String {
+pub(crate) fn comment(text: &str) -> String {
     let mut line = String::with_capacity(text.len() + 2);
     line.push_str("# ");
     for c in text.chars() {

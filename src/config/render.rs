@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::path::PathBuf;
 
-use super::model::{AppSpec, Ecosystem, OnSighup, ReadyCheck};
+use super::model::{AppSpec, DependCondition, Ecosystem, OnSighup, ReadyCheck};
 use super::units::{format_duration, format_size};
 use super::words;
 
@@ -30,7 +30,56 @@ pub fn render_check(eco: &Ecosystem) -> String {
         out.push('\n');
         render_app(&mut out, app);
     }
+    render_graph(&mut out, &eco.apps);
     out
+}
+
+/// The `depends_on` graph as start steps: each step starts once the conditions on the
+/// steps before it are met (stops run in the reverse order).
+fn render_graph(out: &mut String, apps: &[AppSpec]) {
+    if apps.iter().all(|a| a.depends_on.is_empty()) {
+        return;
+    }
+    let index = |name: &str| apps.iter().position(|a| a.name == name);
+    let mut step = vec![0usize; apps.len()];
+    // Longest path by relaxation; cycles were rejected on load, the bound is for safety.
+    for _ in 0..apps.len() {
+        let mut changed = false;
+        for (i, a) in apps.iter().enumerate() {
+            for d in &a.depends_on {
+                if let Some(j) = index(d) {
+                    if step[i] < step[j] + 1 {
+                        step[i] = step[j] + 1;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let _ = writeln!(out, "\nstart order (depends_on):");
+    let last = step.iter().copied().max().unwrap_or(0);
+    for s in 0..=last {
+        let names: Vec<String> = apps
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| step[*i] == s)
+            .map(|(_, a)| {
+                if a.depends_on.is_empty() {
+                    return a.name.clone();
+                }
+                let deps: Vec<String> = a
+                    .depends_on
+                    .iter()
+                    .map(|d| format!("{d} {}", a.depend_condition(d).as_str()))
+                    .collect();
+                format!("{} (after {})", a.name, deps.join(", "))
+            })
+            .collect();
+        let _ = writeln!(out, "  {}. {}", s + 1, names.join("; "));
+    }
 }
 
 fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
@@ -121,7 +170,15 @@ fn render_app(out: &mut String, app: &AppSpec) {
         );
     }
     if !app.depends_on.is_empty() {
-        row(out, "depends_on", app.depends_on.join(", "));
+        let deps: Vec<String> = app
+            .depends_on
+            .iter()
+            .map(|d| match app.depend_condition(d) {
+                DependCondition::Online => d.clone(),
+                c => format!("{d} ({})", c.as_str()),
+            })
+            .collect();
+        row(out, "depends_on", deps.join(", "));
     }
     if app.critical {
         row(out, "critical", "yes");

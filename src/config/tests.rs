@@ -523,6 +523,38 @@ fn depends_on_and_critical() {
 }
 
 #[test]
+fn depends_on_tables_name_a_condition_in_runner_or_process_compose_words() {
+    let d = dir();
+    let e = d.ok("[[apps]]\nname = \"web\"\nscript = \"app\"\ndepends_on = [\"db\", { name = \"migrate\", condition = \"process_completed_successfully\" }, { name = \"cache\", condition = \"started\" }]\n\
+[[apps]]\nname = \"db\"\nscript = \"app\"\n[[apps]]\nname = \"migrate\"\nscript = \"app\"\n[[apps]]\nname = \"cache\"\nscript = \"app\"\n");
+    let web = &e.apps[0];
+    assert_eq!(web.depends_on, ["db", "migrate", "cache"]);
+    assert_eq!(web.depend_condition("db"), DependCondition::Online);
+    assert_eq!(web.depend_condition("migrate"), DependCondition::Completed);
+    assert_eq!(web.depend_condition("cache"), DependCondition::Started);
+    for (word, cond) in [
+        ("completed", DependCondition::Completed),
+        ("process_healthy", DependCondition::Online),
+        ("process_started", DependCondition::Started),
+    ] {
+        assert_eq!(DependCondition::parse(word), Some(cond), "{word}");
+    }
+}
+
+#[test]
+fn a_bad_depends_on_table_is_an_error_with_a_remedy() {
+    let d = dir();
+    let e = d.errors("[[apps]]\nname = \"web\"\nscript = \"app\"\ndepends_on = [{ name = \"db\", condition = \"complted\" }, { nme = \"db\" }]\n[[apps]]\nname = \"db\"\nscript = \"app\"\n");
+    assert!(
+        e[0].starts_with("4:42: unknown `depends_on` condition \"complted\""),
+        "{e:#?}"
+    );
+    assert!(e[0].contains("did you mean"), "{e:#?}");
+    assert!(e.iter().any(|m| m.contains("needs `name`")), "{e:#?}");
+    assert!(e.iter().any(|m| m.contains("unknown key `nme`")), "{e:#?}");
+}
+
+#[test]
 fn only_keeps_the_named_apps_and_their_dependencies_in_file_order() {
     let d = dir();
     let names = |only: &[&str]| {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::config::AppSpec;
+use crate::config::{AppSpec, DependCondition};
 pub use policy::{decide, ExitKind, RestartState, Verdict};
 pub use status::Status;
 
@@ -210,6 +210,10 @@ pub struct Slot {
     /// Spawns handed to the shell and not answered yet: the shell reports a spawn once
     /// the program has exec'd, and other events may come in between.
     spawning: u8,
+    /// A process was started for this slot at least once (`depends_on` condition started).
+    ran: bool,
+    /// The last run ended for good with success (0 or a `stop_exit_codes` code).
+    pub completed: bool,
 }
 
 impl Slot {
@@ -421,6 +425,8 @@ impl Core {
                 if unwanted {
                     begin_stop(&mut self.actions, &mut proc, &spec, now);
                 }
+                slot.ran = true;
+                slot.completed = false;
                 match role {
                     Role::Current => slot.proc = Some(proc),
                     Role::Replacement => slot.next = Some(proc),
@@ -989,6 +995,7 @@ impl Core {
                 // `runner status`: such an instance is errored, not stopped.
                 slot.wanted = false;
                 slot.errored = failed;
+                slot.completed = !failed;
                 Some(failed)
             }
             Verdict::Errored => {
@@ -1054,13 +1061,102 @@ impl Core {
             })
     }
 
+    /// Whether dependency `name` meets `cond` now.
+    fn dependency_met(&self, name: &str, cond: DependCondition) -> bool {
+        let Some(app) = self.apps.iter().find(|a| a.spec.name == name) else {
+            return false;
+        };
+        let all = |f: &dyn Fn(&Slot) -> bool| {
+            app.slots.iter().all(|id| self.slots.get(id).is_some_and(f))
+        };
+        match cond {
+            DependCondition::Online => self.app_online(name),
+            DependCondition::Started => all(&|s| s.ran),
+            DependCondition::Completed => all(&|s| s.completed && !s.has_process()),
+        }
+    }
+
+    /// Why dependency `name` can never meet `cond`, when it has failed for good: one of
+    /// its instances is errored (it failed, ran out of restarts, or its own dependency
+    /// failed), or it completed while its dependent waits for it to be online. A
+    /// dependency stopped on request is not a failure: its dependents keep waiting.
+    fn dependency_failed(&self, name: &str, cond: DependCondition) -> Option<String> {
+        let app = self.apps.iter().find(|a| a.spec.name == name)?;
+        app.slots.iter().find_map(|id| {
+            let s = self.slots.get(id)?;
+            if s.has_process() || s.restart_at.is_some() || s.awaiting_start {
+                return None;
+            }
+            let exit = s
+                .last_exit
+                .map_or_else(|| "did not start".to_string(), |e| format!("exited ({e})"));
+            if s.errored {
+                Some(format!("{name}[{}] {exit} and will not run again", s.index))
+            } else if s.completed && cond == DependCondition::Online {
+                Some(format!(
+                    "{name}[{}] completed ({exit}) and will never be online; \
+                     use {{ name = \"{name}\", condition = \"completed_successfully\" }}",
+                    s.index
+                ))
+            } else {
+                None
+            }
+        })
+    }
+
     fn start_ready_apps(&mut self, _now: Instant) {
+        // A blocked app is marked errored, which can block its own dependents in turn:
+        // repeat until nothing changes (at most once per app).
+        for _ in 0..=self.apps.len() {
+            if !self.start_ready_apps_once() {
+                break;
+            }
+        }
+    }
+
+    /// One pass of [`Core::start_ready_apps`]; true when some app was newly blocked.
+    fn start_ready_apps_once(&mut self) -> bool {
+        let mut blocked_any = false;
         for ai in 0..self.apps.len() {
-            let deps_ok = self.apps[ai]
-                .spec
-                .depends_on
-                .iter()
-                .all(|d| self.app_online(d));
+            let spec = &self.apps[ai].spec;
+            let waiting = self.apps[ai].slots.iter().any(|id| {
+                self.slots
+                    .get(id)
+                    .is_some_and(|s| s.awaiting_start && s.wanted && !s.has_process())
+            });
+            if !waiting {
+                continue;
+            }
+            let mut deps_ok = true;
+            let mut blocked = None;
+            for d in &spec.depends_on {
+                let cond = spec.depend_condition(d);
+                if self.dependency_met(d, cond) {
+                    continue;
+                }
+                deps_ok = false;
+                if let Some(why) = self.dependency_failed(d, cond) {
+                    blocked = Some(why);
+                    break;
+                }
+            }
+            if let Some(why) = blocked {
+                blocked_any = true;
+                log::error!("{}: not starting: its dependency {why}", spec.name);
+                let message = format!("not started: dependency {why}");
+                for id in self.apps[ai].slots.clone() {
+                    let Some(slot) = self.slots.get_mut(&id) else {
+                        continue;
+                    };
+                    if slot.awaiting_start && slot.wanted && !slot.has_process() {
+                        slot.awaiting_start = false;
+                        slot.wanted = false;
+                        slot.errored = true;
+                        slot.error = Some(message.clone());
+                    }
+                }
+                continue;
+            }
             if !deps_ok {
                 continue;
             }
@@ -1077,6 +1173,7 @@ impl Core {
                 }
             }
         }
+        blocked_any
     }
 
     /// Whether anything of `app` still runs (current, replacement or draining).
@@ -1160,7 +1257,8 @@ impl Core {
         self.actions.push_back(Action::Exit(code));
     }
 
-    /// An app whose slots want to run and whose dependencies may still come online.
+    /// An app whose slots want to run and whose dependencies may still meet their
+    /// conditions.
     fn may_still_start(&self, app: &App) -> bool {
         let wants = app
             .slots
@@ -1171,28 +1269,36 @@ impl Core {
                 .spec
                 .depends_on
                 .iter()
-                .all(|d| self.app_may_come_online(d, 0))
+                .all(|d| self.app_may_reach(d, app.spec.depend_condition(d), 0))
     }
 
-    fn app_may_come_online(&self, name: &str, depth: usize) -> bool {
+    /// Whether app `name` meets `cond` already or still may.
+    fn app_may_reach(&self, name: &str, cond: DependCondition, depth: usize) -> bool {
         // Config validation rejects cycles; the depth bound keeps a bug from recursing forever.
         if depth > self.apps.len() {
             return false;
+        }
+        if self.dependency_met(name, cond) {
+            return true;
         }
         let Some(app) = self.apps.iter().find(|a| a.spec.name == name) else {
             return false;
         };
         let alive = app.slots.iter().all(|id| {
-            self.slots
-                .get(id)
-                .is_some_and(|s| s.has_process() || s.restart_at.is_some() || s.awaiting_start)
+            self.slots.get(id).is_some_and(|s| {
+                s.has_process()
+                    || s.restart_at.is_some()
+                    || s.awaiting_start
+                    || (cond == DependCondition::Started && s.ran)
+                    || (cond == DependCondition::Completed && s.completed)
+            })
         });
         alive
             && app
                 .spec
                 .depends_on
                 .iter()
-                .all(|d| self.app_may_come_online(d, depth + 1))
+                .all(|d| self.app_may_reach(d, app.spec.depend_condition(d), depth + 1))
     }
 }
 
@@ -1218,6 +1324,8 @@ impl Slot {
             after_stop: AfterStop::StayDown,
             held: false,
             spawning: 0,
+            ran: false,
+            completed: false,
         }
     }
 }

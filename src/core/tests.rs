@@ -1070,6 +1070,37 @@ fn a_cron_run_stops_the_instance_with_its_kill_signal_then_starts_it_and_asks_to
     assert_eq!(w.exit_action(), None);
 }
 
+fn depends(app: &mut AppSpec, on: &str, cond: DependCondition) {
+    app.depends_on.push(on.to_string());
+    app.depends_conditions.insert(on.to_string(), cond);
+}
+
+fn job(name: &str) -> AppSpec {
+    let mut j = app(name);
+    j.autorestart = false;
+    j
+}
+
+#[test]
+fn a_server_waiting_for_a_job_to_complete_starts_after_it_exits_zero() {
+    let mut web = app("web");
+    depends(&mut web, "migrate", DependCondition::Completed);
+    let mut w = World::new(vec![web, job("migrate")]);
+    let migrate = w.pid(1).expect("the job starts first");
+    assert_eq!(w.pid(0), None, "the server waits while the job runs");
+    w.advance(Duration::from_secs(5));
+    assert_eq!(w.pid(0), None);
+    w.exit(migrate, ExitKind::Code(0));
+    assert!(
+        w.pid(0).is_some(),
+        "the server starts once the job completed"
+    );
+    assert_eq!(w.status(1), Status::Stopped);
+    assert!(w.core.slot(1).unwrap().completed);
+    assert!(w.core.all_online().0, "a completed job counts as fine");
+    assert_eq!(w.exit_action(), None);
+}
+
 #[test]
 fn an_ended_cron_job_keeps_runner_alive_and_runs_again_at_the_next_match() {
     let mut a = cron_app("job", "0 * * * *");
@@ -1174,4 +1205,136 @@ fn no_scheduled_restart_during_shutdown() {
     let pid = w.pid(0).unwrap();
     w.exit(pid, ExitKind::Signal(2));
     assert_eq!(w.exit_action(), Some(0));
+}
+
+#[test]
+fn a_stop_exit_code_counts_as_completed_successfully() {
+    let mut web = app("web");
+    depends(&mut web, "migrate", DependCondition::Completed);
+    let mut m = app("migrate");
+    m.stop_exit_codes = vec![3];
+    let mut w = World::new(vec![web, m]);
+    let migrate = w.pid(1).unwrap();
+    w.exit(migrate, ExitKind::Code(3));
+    assert!(w.pid(0).is_some());
+}
+
+#[test]
+fn a_failed_job_keeps_its_dependents_from_starting_and_runner_exits_with_its_code() {
+    let mut web = app("web");
+    depends(&mut web, "migrate", DependCondition::Completed);
+    let mut front = app("front");
+    front.depends_on = vec!["web".into()];
+    let mut w = World::new(vec![front, web, job("migrate")]);
+    let migrate = w.pid(2).unwrap();
+    w.exit(migrate, ExitKind::Code(1));
+    assert_eq!(w.pid(1), None);
+    assert_eq!(w.pid(0), None);
+    assert_eq!(w.status(1), Status::Errored);
+    assert_eq!(
+        w.status(0),
+        Status::Errored,
+        "the failure reaches dependents of dependents"
+    );
+    assert!(w
+        .core
+        .slot(1)
+        .unwrap()
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("migrate[0] exited (exit code 1)"));
+    assert!(!w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Spawn { slot: 0 | 1, .. })));
+    assert_eq!(w.exit_action(), Some(1));
+}
+
+#[test]
+fn a_failed_job_does_not_end_runner_while_another_app_runs() {
+    let mut web = app("web");
+    depends(&mut web, "migrate", DependCondition::Completed);
+    let mut w = World::new(vec![web, job("migrate"), app("other")]);
+    let migrate = w.pid(1).unwrap();
+    let other = w.pid(2).unwrap();
+    w.exit(migrate, ExitKind::Code(4));
+    assert_eq!(w.pid(0), None);
+    assert_eq!(w.exit_action(), None, "other still runs");
+    assert!(!w.core.all_online().0, "a blocked app is not fine");
+    w.core.shutdown(false, w.now);
+    w.pump();
+    w.exit(other, ExitKind::Signal(2));
+    assert_eq!(w.exit_action(), Some(4));
+}
+
+#[test]
+fn a_job_that_is_restarted_after_exit_zero_never_completes() {
+    let mut web = app("web");
+    depends(&mut web, "migrate", DependCondition::Completed);
+    let mut w = World::new(vec![web, app("migrate")]);
+    let first = w.pid(1).unwrap();
+    w.advance(Duration::from_secs(2));
+    w.exit(first, ExitKind::Code(0));
+    assert_ne!(w.pid(1), Some(first), "autorestart starts it again");
+    assert_eq!(w.pid(0), None);
+}
+
+#[test]
+fn the_started_condition_is_met_as_soon_as_the_dependency_runs() {
+    let mut db = app("db");
+    db.wait_ready = true;
+    let mut web = app("web");
+    depends(&mut web, "db", DependCondition::Started);
+    let w = World::new(vec![web, db]);
+    assert_eq!(w.status(1), Status::Launching);
+    assert!(w.pid(0).is_some(), "started does not wait for online");
+}
+
+#[test]
+fn the_started_condition_holds_after_the_dependency_completed() {
+    let mut web = app("web");
+    depends(&mut web, "db", DependCondition::Started);
+    web.depends_on.push("gate".into());
+    let mut gate = app("gate");
+    gate.wait_ready = true;
+    let mut w = World::new(vec![web, job("db"), gate]);
+    let db = w.pid(1).unwrap();
+    w.exit(db, ExitKind::Code(0));
+    assert_eq!(w.pid(0), None);
+    let gate = w.pid(2).unwrap();
+    w.core.ready(gate, w.now);
+    w.pump();
+    assert!(w.pid(0).is_some());
+}
+
+#[test]
+fn the_online_condition_fails_for_good_when_the_dependency_completes() {
+    let mut web = app("web");
+    web.depends_on = vec!["migrate".into()];
+    let mut m = job("migrate");
+    m.wait_ready = true;
+    let mut w = World::new(vec![web, m, app("other")]);
+    let migrate = w.pid(1).unwrap();
+    w.exit(migrate, ExitKind::Code(0));
+    assert_eq!(w.status(0), Status::Errored);
+    let why = w.core.slot(0).unwrap().error.clone().unwrap();
+    assert!(why.contains("completed_successfully"), "{why}");
+}
+
+#[test]
+fn a_dependency_stopped_on_request_keeps_its_dependents_waiting() {
+    let mut db = app("db");
+    db.wait_ready = true;
+    let mut web = app("web");
+    web.depends_on = vec!["db".into()];
+    let mut w = World::new(vec![web, db, app("other")]);
+    w.core.request_stop(1, "db", w.now);
+    w.pump();
+    let db = w.log.iter().find_map(|a| match a {
+        Action::Stop { pid, .. } => Some(*pid),
+        _ => None,
+    });
+    w.exit(db.unwrap(), ExitKind::Signal(2));
+    assert_eq!(w.status(0), Status::Launching, "not errored: nobody failed");
 }

@@ -85,7 +85,11 @@ impl Metrics {
                 cpu: (cpu * 10.0).round() / 10.0,
                 memory: u.rss,
                 instance: slot.index,
-                status_text: slot.proc.as_ref().and_then(|p| p.status_text.clone()),
+                status_text: slot
+                    .proc
+                    .as_ref()
+                    .and_then(|p| p.status_text.clone())
+                    .or_else(|| completed_text(slot)),
                 error,
             });
         }
@@ -128,5 +132,17 @@ fn usage(tree: &[procfs::ProcInfo]) -> Usage {
     tree.iter().fold(Usage::default(), |u, p| Usage {
         rss: u.rss.saturating_add(p.rss_bytes),
         cpu_ticks: u.cpu_ticks.saturating_add(p.cpu_ticks),
+    })
+}
+
+/// A one-shot job that finished shows as `stopped` (SPEC's word) with this text, so
+/// `list` tells it from an app stopped on request.
+fn completed_text(slot: &crate::core::Slot) -> Option<String> {
+    if !slot.completed || slot.proc.is_some() {
+        return None;
+    }
+    Some(match slot.last_exit {
+        Some(e) => format!("completed ({e})"),
+        None => "completed".to_string(),
     })
 }
