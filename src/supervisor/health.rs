@@ -9,7 +9,6 @@
 //! instance exists at a time, keyed by the instance's pid.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::TcpStream;
@@ -17,11 +16,8 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::ReadyCheck;
 use crate::core::ExitKind;
-use crate::supervisor::probes::http_status_ok;
+use crate::supervisor::http_check::Exchange;
 use crate::supervisor::tokens::Band;
-
-/// Enough of an HTTP answer to read the status line.
-const MAX_RESPONSE: usize = 1024;
 
 /// How a check ended: `Err` says how it failed, for the log line.
 pub type Outcome = Result<(), String>;
@@ -29,14 +25,7 @@ pub type Outcome = Result<(), String>;
 #[derive(Debug)]
 enum Check {
     /// A TCP connection is being made (for HTTP: the request sent, the answer read).
-    Connecting {
-        stream: TcpStream,
-        token: Token,
-        /// The request to send once connected (HTTP only), and whether it was sent.
-        request: Option<String>,
-        sent: bool,
-        response: Vec<u8>,
-    },
+    Connecting { exchange: Exchange, token: Token },
     /// An `exec:` command runs as this pid (and process group).
     Running { pid: i32 },
 }
@@ -67,13 +56,6 @@ impl HealthChecks {
         probe: &ReadyCheck,
         addr: SocketAddr,
     ) -> Option<Outcome> {
-        let request = match probe {
-            ReadyCheck::Http { host, port, path } => Some(format!(
-                "GET {path} HTTP/1.0\r\nHost: {}:{port}\r\nUser-Agent: runner-health-check\r\nConnection: close\r\n\r\n",
-                if host.contains(':') { format!("[{host}]") } else { host.clone() }
-            )),
-            _ => None,
-        };
         let mut stream = match TcpStream::connect(addr) {
             Ok(s) => s,
             Err(e) => return Some(Err(format!("cannot connect to {addr}: {e}"))),
@@ -88,11 +70,8 @@ impl HealthChecks {
         self.checks.insert(
             instance,
             Check::Connecting {
-                stream,
+                exchange: Exchange::new(stream, probe, "runner-health-check"),
                 token,
-                request,
-                sent: false,
-                response: Vec::new(),
             },
         );
         None
@@ -110,7 +89,10 @@ impl HealthChecks {
             .iter_mut()
             .find(|(_, c)| matches!(c, Check::Connecting { token: t, .. } if *t == token))?;
         let instance = *instance;
-        let outcome = advance(check)?;
+        let Check::Connecting { exchange, .. } = check else {
+            return None;
+        };
+        let outcome = exchange.advance()?;
         if let Some(mut c) = self.checks.remove(&instance) {
             close(registry, &mut c);
         }
@@ -156,67 +138,8 @@ impl HealthChecks {
     }
 }
 
-/// Moves a connecting check along; `Some` once it has an outcome.
-fn advance(check: &mut Check) -> Option<Outcome> {
-    let Check::Connecting {
-        stream,
-        request,
-        sent,
-        response,
-        ..
-    } = check
-    else {
-        return None;
-    };
-    // A non-blocking connect has finished once the socket is writable: it worked if
-    // there is no pending error and the socket has a peer.
-    match stream.take_error() {
-        Ok(Some(e)) | Err(e) => return Some(Err(format!("cannot connect: {e}"))),
-        Ok(None) => {}
-    }
-    if stream.peer_addr().is_err() {
-        return None;
-    }
-    let Some(req) = request else {
-        return Some(Ok(()));
-    };
-    if !*sent {
-        match stream.write(req.as_bytes()) {
-            Ok(n) if n == req.len() => *sent = true,
-            Ok(_) => return Some(Err("the request could not be sent at once".into())),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-            Err(e) => return Some(Err(format!("cannot send the request: {e}"))),
-        }
-    }
-    let mut buf = [0u8; 512];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                response.extend_from_slice(&buf[..n]);
-                if response.len() >= MAX_RESPONSE || response.contains(&b'\n') {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
-            Err(e) => return Some(Err(format!("cannot read the answer: {e}"))),
-        }
-    }
-    if http_status_ok(response) {
-        return Some(Ok(()));
-    }
-    let line = response.split(|b| *b == b'\n').next().unwrap_or(&[]);
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim();
-    Some(Err(if line.is_empty() {
-        "the connection closed without an answer".to_string()
-    } else {
-        format!("answered `{}`", line.chars().take(80).collect::<String>())
-    }))
-}
-
 fn close(registry: &Registry, check: &mut Check) {
-    if let Check::Connecting { stream, .. } = check {
-        let _ = registry.deregister(stream);
+    if let Check::Connecting { exchange, .. } = check {
+        let _ = registry.deregister(&mut exchange.stream);
     }
 }

@@ -5,6 +5,7 @@ mod cron_clock;
 mod env;
 mod exposition;
 mod health;
+mod http_check;
 mod metrics;
 mod node;
 mod output;

@@ -7,7 +7,6 @@
 //! instance stops launching (`listen_timeout`, exit, stop).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -15,14 +14,13 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::config::ReadyCheck;
+use crate::supervisor::http_check::Exchange;
 use crate::supervisor::tokens::Band;
 
 /// Between two attempts of a failing probe.
 pub const RETRY_EVERY: Duration = Duration::from_millis(250);
 /// One attempt may not take longer than this.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Enough of an HTTP answer to read the status line.
-const MAX_RESPONSE: usize = 1024;
 
 #[derive(Debug)]
 enum State {
@@ -30,10 +28,8 @@ enum State {
     Idle { at: Instant },
     /// A TCP connection is being made (or, for HTTP, the answer read).
     Connecting {
-        stream: TcpStream,
+        exchange: Exchange,
         token: Token,
-        sent: bool,
-        response: Vec<u8>,
         deadline: Instant,
     },
     /// An `exec:` command is running as this pid.
@@ -127,10 +123,8 @@ impl Probes {
                         self.next_token = self.next_token.wrapping_add(1);
                         probe.state = match connect(registry, probe.addr, host, *port, token) {
                             Some(stream) => State::Connecting {
-                                stream,
+                                exchange: Exchange::new(stream, &probe.check, "runner-ready-check"),
                                 token,
-                                sent: false,
-                                response: Vec::new(),
                                 deadline: now + ATTEMPT_TIMEOUT,
                             },
                             None => State::Idle {
@@ -194,16 +188,18 @@ impl Probes {
             .iter_mut()
             .find(|(_, p)| matches!(&p.state, State::Connecting { token: t, .. } if *t == token))?;
         let pid = *pid;
-        let outcome = advance(&probe.check, &mut probe.state);
-        match outcome {
-            Outcome::Pending => None,
-            Outcome::Success => {
+        let State::Connecting { exchange, .. } = &mut probe.state else {
+            return None;
+        };
+        match exchange.advance() {
+            None => None,
+            Some(Ok(())) => {
                 if let Some(mut p) = self.probes.remove(&pid) {
                     close(registry, &mut p.state);
                 }
                 Some(pid)
             }
-            Outcome::Failure => {
+            Some(Err(_)) => {
                 close(registry, &mut probe.state);
                 probe.state = State::Idle {
                     at: now + RETRY_EVERY,
@@ -212,77 +208,6 @@ impl Probes {
             }
         }
     }
-}
-
-enum Outcome {
-    Pending,
-    Success,
-    Failure,
-}
-
-fn advance(check: &ReadyCheck, state: &mut State) -> Outcome {
-    let State::Connecting {
-        stream,
-        sent,
-        response,
-        ..
-    } = state
-    else {
-        return Outcome::Pending;
-    };
-    // A non-blocking connect has finished once the socket is writable: it worked if
-    // there is no pending error and the socket has a peer.
-    if let Ok(Some(_)) | Err(_) = stream.take_error() {
-        return Outcome::Failure;
-    }
-    if stream.peer_addr().is_err() {
-        return Outcome::Pending;
-    }
-    let ReadyCheck::Http { host, path, .. } = check else {
-        return Outcome::Success;
-    };
-    if !*sent {
-        let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: runner-ready-check\r\nConnection: close\r\n\r\n");
-        match stream.write(req.as_bytes()) {
-            Ok(n) if n == req.len() => *sent = true,
-            Ok(_) => return Outcome::Failure,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Outcome::Pending,
-            Err(_) => return Outcome::Failure,
-        }
-    }
-    let mut buf = [0u8; 512];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                response.extend_from_slice(&buf[..n]);
-                if response.len() >= MAX_RESPONSE || response.contains(&b'\n') {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if response.contains(&b'\n') {
-                    break;
-                }
-                return Outcome::Pending;
-            }
-            Err(_) => return Outcome::Failure,
-        }
-    }
-    if http_status_ok(response) {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    }
-}
-
-/// `HTTP/1.x 2xx ...` on the first line.
-pub(super) fn http_status_ok(response: &[u8]) -> bool {
-    let line = response.split(|b| *b == b'\n').next().unwrap_or(&[]);
-    let mut parts = line.split(|b| *b == b' ');
-    let proto = parts.next().unwrap_or(&[]);
-    let code = parts.next().unwrap_or(&[]);
-    proto.starts_with(b"HTTP/") && code.len() == 3 && code[0] == b'2'
 }
 
 /// Connects to the address resolved at load time, or to `host` when it is an IP literal;
@@ -311,8 +236,8 @@ fn connect(
 /// `Running`), so its pid, and with it the group id, cannot have been reused.
 fn close(registry: &Registry, state: &mut State) {
     match state {
-        State::Connecting { stream, .. } => {
-            let _ = registry.deregister(stream);
+        State::Connecting { exchange, .. } => {
+            let _ = registry.deregister(&mut exchange.stream);
         }
         State::Running { pid, .. } if *pid > 0 => {
             // SAFETY: a plain kill(2) of a process group runner started and has not reaped.
@@ -327,6 +252,8 @@ fn close(registry: &Registry, state: &mut State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::http_check::http_status_ok;
+    use std::io::{Read, Write};
 
     #[test]
     fn only_a_2xx_status_line_counts_as_ready() {

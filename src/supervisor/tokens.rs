@@ -31,13 +31,11 @@ pub enum Band {
     Health = 6,
     /// inotify descriptors for `watch`.
     Watch = 7,
-    /// Pipes of helper children runner reads (e.g. `node` evaluating a PM2 file).
-    Helpers = 8,
     /// Instances' exec-result pipes, numbered by the child's pid.
-    Exec = 9,
+    Exec = 8,
 }
 
-const BANDS: [Band; 9] = [
+const BANDS: [Band; 8] = [
     Band::Control,
     Band::NodeIpc,
     Band::Output,
@@ -45,7 +43,6 @@ const BANDS: [Band; 9] = [
     Band::Metrics,
     Band::Health,
     Band::Watch,
-    Band::Helpers,
     Band::Exec,
 ];
 
