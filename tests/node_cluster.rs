@@ -322,7 +322,15 @@ instances = 2
             s.read_to_string(&mut text).unwrap();
             v6_bodies.insert(text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()));
         }
-        assert_eq!(v6_bodies.len(), 2, "ipv6: {v6_bodies:?}\n{}", r.dump());
+        // As for the Unix path: the socket both workers hold (checked above) answers;
+        // which of them accepts is the kernel's choice.
+        assert!(
+            v6_bodies
+                .iter()
+                .any(|b| b.as_deref().is_some_and(|b| !b.is_empty())),
+            "ipv6: {v6_bodies:?}\n{}",
+            r.dump()
+        );
     }
 }
 
