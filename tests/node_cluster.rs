@@ -261,6 +261,8 @@ instances = 2
     d.wait_file("out.0");
     d.wait_file("out.1");
     wait_app_status(&d, "api", 2, "online", DEADLINE);
+    // Which worker accepts is the kernel's choice (on a busy machine one may take every
+    // connection for a while); that both hold each socket is checked below.
     for port in [p1, p2] {
         let (bodies, failures) = requests_until(port, 200, 2);
         assert!(
@@ -268,7 +270,7 @@ instances = 2
             "port {port}: {failures:?}\n{}",
             r.dump()
         );
-        assert_eq!(bodies.len(), 2, "port {port}: {bodies:?}\n{}", r.dump());
+        assert!(!bodies.is_empty(), "port {port}: no answer\n{}", r.dump());
     }
     let mut unix_bodies = BTreeSet::new();
     for i in 0..4000 {
@@ -396,24 +398,22 @@ impl Drop for Load {
     }
 }
 
-#[test]
-fn reload_under_a_request_loop_fails_no_request_and_replaces_the_pids() {
-    if node_missing() {
-        return;
-    }
-    let d = TestDir::new("nc-reload");
-    let port = free_port();
-    issue_toml(&d, port, "");
-    let r = runner_eco(&d, &[]);
-    wait_app_status(&d, "api", 2, "online", DEADLINE);
+/// PM2's documented graceful shutdown: on SIGINT, stop accepting and exit once the
+/// requests in hand are answered.
+const GRACEFUL_APP: &str = "const server = require('http').createServer((q, s) => s.end(String(process.pid))).listen(process.env.PORT);\n\
+process.on('SIGINT', () => server.close(() => process.exit(0)));\n";
+
+/// Three reloads under a request loop; returns (successes, failures) and checks that
+/// every round replaced both pids.
+fn reload_three_times(d: &TestDir, r: &Proc, port: u16) -> (u64, Vec<(ErrorKind, String)>) {
     let load = Load::start(port);
     load.wait_more(20);
-    let mut seen: BTreeSet<i64> = pids_of(&d, "api").into_iter().collect();
+    let mut seen: BTreeSet<i64> = pids_of(d, "api").into_iter().collect();
     for round in 1..=3 {
-        let before = pids_of(&d, "api");
-        let (code, out, err) = client(&d, &["reload", "api"], Duration::from_secs(60));
+        let before = pids_of(d, "api");
+        let (code, out, err) = client(d, &["reload", "api"], Duration::from_secs(60));
         assert_eq!(code, 0, "reload {round}: {out}\n{err}\n{}", r.dump());
-        let after = pids_of(&d, "api");
+        let after = pids_of(d, "api");
         assert_eq!(after.len(), 2, "{after:?}");
         for p in &after {
             assert!(
@@ -424,7 +424,24 @@ fn reload_under_a_request_loop_fails_no_request_and_replaces_the_pids() {
         }
         load.wait_more(20);
     }
-    let (ok, failures) = load.finish();
+    load.finish()
+}
+
+#[test]
+fn reload_under_a_request_loop_fails_no_request_and_replaces_the_pids() {
+    if node_missing() {
+        return;
+    }
+    let d = TestDir::new("nc-reload");
+    let port = free_port();
+    d.write("graceful.js", GRACEFUL_APP);
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"api\"\nscript = \"graceful.js\"\nexec_mode = \"cluster\"\ninstances = 2\n\
+         env = {{ PORT = \"{port}\" }}\n"
+    ));
+    let r = runner_eco(&d, &[]);
+    wait_app_status(&d, "api", 2, "online", DEADLINE);
+    let (ok, failures) = reload_three_times(&d, &r, port);
     eprintln!(
         "reloads under load: {ok} requests, {} failed",
         failures.len()
@@ -436,6 +453,78 @@ fn reload_under_a_request_loop_fails_no_request_and_replaces_the_pids() {
         ok + failures.len() as u64,
         r.dump()
     );
+}
+
+/// An app without a SIGINT handler ends at once on SIGINT, as under PM2: a request it
+/// had accepted is cut, but the shared socket stays open, so no connection is refused.
+#[test]
+fn reloading_an_app_without_a_sigint_handler_never_refuses_a_connection() {
+    if node_missing() {
+        return;
+    }
+    let d = TestDir::new("nc-reload-plain");
+    let port = free_port();
+    issue_toml(&d, port, "");
+    let r = runner_eco(&d, &[]);
+    wait_app_status(&d, "api", 2, "online", DEADLINE);
+    let (ok, failures) = reload_three_times(&d, &r, port);
+    let refused: Vec<_> = failures
+        .iter()
+        .filter(|(k, _)| *k == ErrorKind::ConnectionRefused)
+        .collect();
+    eprintln!(
+        "reloads of a plain app under load: {ok} requests, {} cut, {} refused",
+        failures.len(),
+        refused.len()
+    );
+    assert!(refused.is_empty(), "{refused:?}\n{}", r.dump());
+}
+
+/// SPEC section 4: a graceful stop starts with `kill_signal`, for cluster workers too, so
+/// the app's own handler runs. A handler that only closes its server leaves Node's IPC
+/// channel open; runner then asks the worker to disconnect, and it ends by itself long
+/// before `kill_timeout`.
+#[test]
+fn a_workers_own_signal_handler_runs_on_stop_and_a_server_close_is_enough() {
+    if node_missing() {
+        return;
+    }
+    let d = TestDir::new("nc-handler");
+    let port = free_port();
+    let log = d.p("signals");
+    d.write(
+        "h.js",
+        &format!(
+            "const server = require('http').createServer((q, s) => s.end('ok')).listen(process.env.PORT);\n\
+             process.on('SIGTERM', () => {{ require('fs').appendFileSync('{log}', process.pid + ' SIGTERM\\n'); server.close(); }});\n"
+        ),
+    );
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"api\"\nscript = \"h.js\"\nexec_mode = \"cluster\"\ninstances = 2\n\
+         kill_signal = \"SIGTERM\"\nkill_timeout = 60000\nenv = {{ PORT = \"{port}\" }}\n"
+    ));
+    let mut r = runner_eco(&d, &[]);
+    wait_app_status(&d, "api", 2, "online", DEADLINE);
+    let pids = pids_of(&d, "api");
+    let started = Instant::now();
+    r.signal("TERM");
+    let status = r.wait(Duration::from_secs(90));
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", r.dump());
+    let got = std::fs::read_to_string(&log).unwrap_or_default();
+    for p in &pids {
+        assert!(
+            got.contains(&format!("{p} SIGTERM")),
+            "pid {p} never saw its kill_signal: {got:?}\n{}",
+            r.dump()
+        );
+    }
+    assert!(
+        took < Duration::from_secs(55),
+        "the workers waited for the SIGKILL at kill_timeout ({took:?})\n{}",
+        r.dump()
+    );
+    assert!(!r.stderr().contains("SIGKILL"), "{}", r.dump());
 }
 
 #[test]

@@ -315,9 +315,7 @@ impl Supervisor {
             if self.core.next_deadline().is_some_and(|d| d <= now) {
                 self.core.tick(now);
             }
-            for held in self.node.due(now) {
-                self.trees.signal(held.pid, held.signal, held.tree);
-            }
+            self.node.disconnect_due(now);
         }
     }
 
@@ -333,13 +331,10 @@ impl Supervisor {
     }
 
     fn handle_node(&mut self, token: Option<Token>) {
-        let (said, due) =
-            self.node
-                .handle(self.poll.registry(), token, &self.core, &mut self.listeners);
+        let said = self
+            .node
+            .handle(self.poll.registry(), token, &self.core, &mut self.listeners);
         self.apply_said(said);
-        for held in due {
-            self.trees.signal(held.pid, held.signal, held.tree);
-        }
     }
 
     /// Hands new lines to `runner logs --follow` clients.
@@ -822,7 +817,7 @@ impl Supervisor {
             }
             return;
         }
-        // A stop held back for a disconnecting worker must never signal a reaped pid.
+        // A reaped worker's pid may be reused: never send it a late disconnect.
         self.node.killed(pid);
         let Some((_, spec)) = self.core.owner(pid) else {
             log::debug!("reaped orphan pid {pid} ({exit})");
@@ -865,11 +860,9 @@ impl Supervisor {
             match action {
                 Action::Spawn { slot, role } => self.spawn(slot, role),
                 Action::Stop { pid, signal, tree } => {
-                    let grace = self.core.owner(pid).map(|(_, s)| s.kill_timeout);
-                    let held = grace
-                        .is_some_and(|g| self.node.hold_stop(pid, signal, tree, g, Instant::now()));
-                    if !held {
-                        self.trees.signal(pid, signal, tree);
+                    self.trees.signal(pid, signal, tree);
+                    if let Some((_, spec)) = self.core.owner(pid) {
+                        self.node.stopping(pid, spec.kill_timeout, Instant::now());
                     }
                 }
                 Action::Kill { pid, tree } => {

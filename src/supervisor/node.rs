@@ -2,19 +2,19 @@
 //! (`process.send('ready')`) and, for cluster workers, runner as the Node cluster primary
 //! (listening sockets passed as fds, see [`crate::node_ipc::cluster`]).
 //!
-//! A worker is stopped the way Node's primary stops one: `disconnect` first, so it
-//! closes its servers and finishes the requests it accepted while the shared socket,
-//! still open in runner and in the other workers, keeps taking connections; the stop
-//! signal follows once the worker has closed its channel (or after half its
-//! `kill_timeout`), and the core's SIGKILL at `kill_timeout` stays the backstop.
-//! Without this an instance killed mid-request resets that request, even though no
-//! connection is ever refused.
+//! A worker is stopped the way PM2 stops one, and as SPEC section 4 says: `kill_signal`
+//! first, so an app's own graceful shutdown (PM2's documented `process.on('SIGINT')`)
+//! drains its connections as it chooses. Node's `disconnect` (which closes the worker's
+//! servers, idle keep-alive connections included) comes only if the worker is still
+//! connected after half its `kill_timeout`: an app whose handler closed nothing, or only
+//! its servers, then ends on its own before the core's SIGKILL at `kill_timeout`.
+//! Disconnecting first was tried and measured: it cut an app's own drain short and gave
+//! keep-alive clients resets through reloads that PM2 gives none of (bench/cluster.sh).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Registry, Token};
-use nix::sys::signal::Signal;
 
 use crate::cluster::Listeners;
 use crate::core::Core;
@@ -40,21 +40,13 @@ impl Attached {
     }
 }
 
-/// A stop signal held back while a worker disconnects.
-#[derive(Debug, Clone, Copy)]
-pub struct HeldStop {
-    pub pid: i32,
-    pub signal: Signal,
-    pub tree: bool,
-    at: Instant,
-}
-
 #[derive(Default)]
 pub struct NodeChannels {
     channels: HashMap<Token, Attached>,
     by_pid: HashMap<i32, Token>,
     next: u64,
-    held: HashMap<i32, HeldStop>,
+    /// Workers being stopped: when each is asked to disconnect if it hasn't gone by then.
+    disconnect_at: HashMap<i32, Instant>,
     /// A channel stopped reading early (read budget): read it again without waiting.
     pub more: bool,
 }
@@ -103,17 +95,15 @@ impl NodeChannels {
     }
 
     /// Reads and answers what arrived on `token` (or, with None, re-reads channels that
-    /// stopped early). Returns what instances said, and stops that are due now because
-    /// their worker has disconnected.
+    /// stopped early). Returns what instances said.
     pub fn handle(
         &mut self,
         registry: &Registry,
         token: Option<Token>,
         core: &Core,
         listeners: &mut Listeners,
-    ) -> (Vec<Said>, Vec<HeldStop>) {
+    ) -> Vec<Said> {
         let mut said = Vec::new();
-        let mut due = Vec::new();
         let tokens: Vec<Token> = match token {
             Some(t) => vec![t],
             None => self.channels.keys().copied().collect(),
@@ -134,71 +124,56 @@ impl NodeChannels {
                     let _ = registry.deregister(&mut gone.channel);
                 }
                 self.by_pid.remove(&pid);
-                due.extend(self.held.remove(&pid));
+                self.disconnect_at.remove(&pid);
             } else if a.channel.has_pending() {
                 self.more = true;
             }
         }
-        (said, due)
+        said
     }
 
-    /// Holds back the stop signal of a cluster worker and asks it to disconnect. False
-    /// (signal now) when `pid` is no worker with an open channel.
-    pub fn hold_stop(
-        &mut self,
-        pid: i32,
-        signal: Signal,
-        tree: bool,
-        kill_timeout: Duration,
-        now: Instant,
-    ) -> bool {
-        if self.held.contains_key(&pid) {
-            return true; // already disconnecting; its stop comes
+    /// A graceful stop signal went to `pid`: if it is a connected worker, ask it to
+    /// disconnect once half of `kill_timeout` has passed without its end.
+    pub fn stopping(&mut self, pid: i32, kill_timeout: Duration, now: Instant) {
+        let worker = self
+            .by_pid
+            .get(&pid)
+            .and_then(|t| self.channels.get(t))
+            .is_some_and(|a| a.worker);
+        if worker {
+            self.disconnect_at
+                .entry(pid)
+                .or_insert(now + kill_timeout / 2);
         }
-        let Some(a) = self.by_pid.get(&pid).and_then(|t| self.channels.get_mut(t)) else {
-            return false;
-        };
-        if !a.worker {
-            return false;
-        }
-        let seq = a.next_seq();
-        if !a.channel.send(&cluster::disconnect(seq), None) {
-            return false;
-        }
-        let at = now + kill_timeout / 2;
-        self.held.insert(
-            pid,
-            HeldStop {
-                pid,
-                signal,
-                tree,
-                at,
-            },
-        );
-        true
     }
 
-    /// A SIGKILL went to `pid`, or it was reaped: nothing is held back any more.
+    /// A SIGKILL went to `pid`, or it was reaped: nothing more to ask of it.
     pub fn killed(&mut self, pid: i32) {
-        self.held.remove(&pid);
+        self.disconnect_at.remove(&pid);
     }
 
-    /// Held stops whose grace ran out.
-    pub fn due(&mut self, now: Instant) -> Vec<HeldStop> {
-        let due: Vec<HeldStop> = self
-            .held
-            .values()
-            .filter(|h| h.at <= now)
-            .copied()
+    /// Asks the workers whose grace is half over to disconnect.
+    pub fn disconnect_due(&mut self, now: Instant) {
+        let due: Vec<i32> = self
+            .disconnect_at
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(pid, _)| *pid)
             .collect();
-        for h in &due {
-            self.held.remove(&h.pid);
+        for pid in due {
+            self.disconnect_at.remove(&pid);
+            let Some(a) = self.by_pid.get(&pid).and_then(|t| self.channels.get_mut(t)) else {
+                continue;
+            };
+            let seq = a.next_seq();
+            if a.channel.send(&cluster::disconnect(seq), None) {
+                log::debug!("pid {pid} is still running half way to its kill_timeout: asked it to disconnect");
+            }
         }
-        due
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.held.values().map(|h| h.at).min()
+        self.disconnect_at.values().min().copied()
     }
 }
 
