@@ -494,18 +494,11 @@ impl Core {
         // What the main process left behind is stopped as gracefully as the process
         // itself would have been, before the slot is started again.
         if proc.stopping.is_none() {
-            proc.stopping = Some(Stopping {
-                kill_at: now + kill_timeout,
-                killed: false,
-            });
             if !proc.requested && !shutting_down {
                 log::info!("pid {pid} exited ({exit}) and left processes behind; stopping them");
             }
-            self.actions.push_back(Action::Stop {
-                pid,
-                signal: kill_signal,
-                tree: true,
-            });
+            let stop = proc.signal_stop(kill_signal, kill_timeout, true, now);
+            self.actions.push_back(stop);
         }
     }
 
@@ -809,25 +802,14 @@ impl Core {
     pub fn shutdown(&mut self, force: bool, now: Instant) {
         if force && self.shutting_down {
             log::warn!("second stop request: killing every remaining process");
-            let mut kills = Vec::new();
+            let actions = &mut self.actions;
             for slot in self.slots.values_mut() {
                 for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
-                    kills.push(p.pid);
-                    p.stopping = Some(Stopping {
-                        kill_at: now,
-                        killed: true,
-                    });
+                    actions.push_back(p.kill_now(true, now));
                 }
             }
             for (_, p) in &mut self.draining {
-                kills.push(p.pid);
-                p.stopping = Some(Stopping {
-                    kill_at: now,
-                    killed: true,
-                });
-            }
-            for pid in kills {
-                self.actions.push_back(Action::Kill { pid, tree: true });
+                actions.push_back(p.kill_now(true, now));
             }
             return;
         }
@@ -903,21 +885,15 @@ impl Core {
     }
 
     fn kill_if_due(actions: &mut VecDeque<Action>, proc: &mut Proc, spec: &AppSpec, now: Instant) {
-        if let Some(stop) = proc.stopping.as_mut() {
-            if !stop.killed && stop.kill_at <= now {
-                stop.killed = true;
-                log::warn!(
-                    "{}: processes of pid {} still running {} after {}; sending SIGKILL",
-                    spec.name,
-                    proc.pid,
-                    human(spec.kill_timeout),
-                    spec.kill_signal.as_str()
-                );
-                actions.push_back(Action::Kill {
-                    pid: proc.pid,
-                    tree: spec.treekill,
-                });
-            }
+        if proc.stopping.is_some_and(|s| !s.killed && s.kill_at <= now) {
+            log::warn!(
+                "{}: processes of pid {} still running {} after {}; sending SIGKILL",
+                spec.name,
+                proc.pid,
+                human(spec.kill_timeout),
+                spec.kill_signal.as_str()
+            );
+            actions.push_back(proc.kill_now(spec.treekill, now));
         }
     }
 
@@ -1335,15 +1311,46 @@ impl Slot {
 fn begin_stop(actions: &mut VecDeque<Action>, proc: &mut Proc, spec: &AppSpec, now: Instant) {
     proc.requested = true;
     if proc.alive() && proc.stopping.is_none() {
-        proc.stopping = Some(Stopping {
-            kill_at: now + spec.kill_timeout,
+        actions.push_back(proc.signal_stop(
+            spec.kill_signal,
+            spec.kill_timeout,
+            spec.treekill,
+            now,
+        ));
+    }
+}
+
+/// Every stop of a process goes through these two, which mark it and return the action
+/// to perform: the graceful one (its signal now, SIGKILL armed for `kill_timeout` later,
+/// see `Core::kill_if_due`) and the immediate one.
+impl Proc {
+    fn signal_stop(
+        &mut self,
+        signal: Signal,
+        kill_timeout: Duration,
+        tree: bool,
+        now: Instant,
+    ) -> Action {
+        self.stopping = Some(Stopping {
+            kill_at: now + kill_timeout,
             killed: false,
         });
-        actions.push_back(Action::Stop {
-            pid: proc.pid,
-            signal: spec.kill_signal,
-            tree: spec.treekill,
+        Action::Stop {
+            pid: self.pid,
+            signal,
+            tree,
+        }
+    }
+
+    fn kill_now(&mut self, tree: bool, now: Instant) -> Action {
+        self.stopping = Some(Stopping {
+            kill_at: now,
+            killed: true,
         });
+        Action::Kill {
+            pid: self.pid,
+            tree,
+        }
     }
 }
 
