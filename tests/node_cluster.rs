@@ -640,3 +640,71 @@ max_restarts = 1
         "{err}"
     );
 }
+
+/// `dgram` `bind()` in a worker is routed through the primary as `listen()` is: both
+/// workers hold the one UDP socket runner bound, and it answers.
+#[test]
+fn a_udp_bind_in_every_worker_shares_one_socket() {
+    if node_missing() {
+        return;
+    }
+    let d = TestDir::new("nc-udp");
+    let port = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").expect("probe a free UDP port");
+        probe.local_addr().expect("local addr").port()
+    };
+    d.write(
+        "u.js",
+        "const s = require('dgram').createSocket('udp4');\n\
+         s.on('message', (m, r) => s.send(String(process.pid), r.port, r.address));\n\
+         s.bind(Number(process.env.PORT), '127.0.0.1');\n",
+    );
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"u\"\nscript = \"u.js\"\nexec_mode = \"cluster\"\ninstances = 2\n\
+         env = {{ PORT = \"{port}\" }}\n"
+    ));
+    let r = runner_eco(&d, &[]);
+    wait_app_status(&d, "u", 2, "online", DEADLINE);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client socket");
+    client
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let pids: BTreeSet<String> = pids_of(&d, "u").iter().map(|p| p.to_string()).collect();
+    let mut answers = BTreeSet::new();
+    let until = Instant::now() + DEADLINE;
+    while answers.is_empty() && Instant::now() < until {
+        let _ = client.send_to(b"x", ("127.0.0.1", port));
+        let mut buf = [0u8; 64];
+        if let Ok((n, _)) = client.recv_from(&mut buf) {
+            answers.insert(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(
+        !answers.is_empty() && answers.is_subset(&pids),
+        "answers {answers:?} from workers {pids:?}\n{}",
+        r.dump()
+    );
+    let udp_inodes = |pid: &String| -> BTreeSet<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|l| l.to_string_lossy().into_owned())
+                    .filter(|l| l.starts_with("socket:"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all: Vec<BTreeSet<String>> = pids.iter().map(udp_inodes).collect();
+    assert!(
+        all[0].intersection(&all[1]).count() >= 1,
+        "the workers share no socket: {all:?}\n{}",
+        r.dump()
+    );
+    assert!(
+        r.stderr()
+            .contains(&format!("listening on udp 127.0.0.1:{port}")),
+        "{}",
+        r.dump()
+    );
+}
