@@ -9,6 +9,7 @@ mod health;
 mod ops;
 mod policy;
 mod scheduled;
+mod signals;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use nix::sys::signal::Signal;
 
 use crate::config::{AppSpec, DependCondition};
 pub use policy::{decide, ExitKind, RestartState, Verdict};
+pub use signals::Mode;
 pub use status::Status;
 
 /// The id of an instance as shown by `list`; stable across restarts and reloads.
@@ -52,10 +54,10 @@ pub enum Action {
         pid: i32,
         tree: bool,
     },
-    /// Pass a signal on to a main process only.
+    /// Pass a signal (by number: real-time ones have no name) on to a main process only.
     Forward {
         pid: i32,
-        signal: Signal,
+        signal: i32,
     },
     /// The answer to a control request, once what it asked for is done (or failed).
     Reply {
@@ -282,6 +284,7 @@ pub struct Core {
     /// tini-style use: the one program's start and end are its own business, so they
     /// are logged at debug level (tini and dumb-init print nothing either).
     quiet: bool,
+    mode: Mode,
     /// When the latest SIGTERM/SIGINT/SIGQUIT arrived.
     last_stop_signal: Option<Instant>,
 }
@@ -302,12 +305,20 @@ impl Core {
             waiters: Vec::new(),
             next_slot_id: 0,
             quiet: false,
+            mode: Mode::Ecosystem {
+                sighup_reloads: false,
+            },
             last_stop_signal: None,
         };
         for spec in specs {
             core.add_app(spec);
         }
         core
+    }
+
+    /// How signals to runner are read (see `signals.rs`).
+    pub fn set_mode(&mut self, mode: Mode) {
+        self.mode = mode;
     }
 
     /// Logs the routine start and end of the apps at debug level (single-program mode).
@@ -821,18 +832,6 @@ impl Core {
             slot.restart_at = None;
         }
         self.progress(now);
-    }
-
-    /// Passes `signal` on to every instance's main process.
-    pub fn forward(&mut self, signal: Signal) {
-        for slot in self.slots.values() {
-            for p in [&slot.proc, &slot.next].into_iter().flatten() {
-                if p.alive() {
-                    self.actions
-                        .push_back(Action::Forward { pid: p.pid, signal });
-                }
-            }
-        }
     }
 
     /// The exit code runner will use, once it exits.

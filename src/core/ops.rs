@@ -577,8 +577,10 @@ impl Core {
             if let Some(slot) = self.slots.get(&id) {
                 for p in [&slot.proc, &slot.next].into_iter().flatten() {
                     if p.alive() {
-                        self.actions
-                            .push_back(Action::Forward { pid: p.pid, signal });
+                        self.actions.push_back(Action::Forward {
+                            pid: p.pid,
+                            signal: signal as i32,
+                        });
                         n += 1;
                     }
                 }

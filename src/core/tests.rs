@@ -341,13 +341,7 @@ fn forwarded_signals_reach_every_main_process_once() {
     w.core.forward(Signal::SIGHUP);
     w.pump();
     assert_eq!(
-        w.count(|a| matches!(
-            a,
-            Action::Forward {
-                signal: Signal::SIGHUP,
-                ..
-            }
-        )),
+        w.count(|a| matches!(a, Action::Forward { signal: 1, .. })),
         2
     );
 }
@@ -1337,4 +1331,61 @@ fn a_dependency_stopped_on_request_keeps_its_dependents_waiting() {
     });
     w.exit(db.unwrap(), ExitKind::Signal(2));
     assert_eq!(w.status(0), Status::Launching, "not errored: nobody failed");
+}
+
+fn forwarded(w: &mut World) -> Vec<i32> {
+    w.pump();
+    let signals = w
+        .log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Forward { signal, .. } => Some(*signal),
+            _ => None,
+        })
+        .collect();
+    w.log.clear();
+    signals
+}
+
+#[test]
+fn single_mode_forwards_every_signal_even_stop_and_real_time_ones() {
+    let mut w = World::new(vec![app("p")]);
+    w.core.set_mode(Mode::Single);
+    forwarded(&mut w);
+    for signo in [15, 2, 3, 1, 10, 36] {
+        w.core.signal_received(signo, w.now);
+    }
+    assert_eq!(forwarded(&mut w), vec![15, 2, 3, 1, 10, 36]);
+    assert!(!w.core.is_shutting_down());
+}
+
+#[test]
+fn an_ecosystem_stops_on_sigterm_and_forwards_usr1_but_not_real_time_signals() {
+    let mut w = World::new(vec![app("p")]);
+    w.core.set_mode(Mode::Ecosystem {
+        sighup_reloads: false,
+    });
+    forwarded(&mut w);
+    for signal in [Signal::SIGUSR1, Signal::SIGHUP, Signal::SIGCHLD] {
+        w.core.signal_received(signal as i32, w.now);
+    }
+    w.core.signal_received(36, w.now);
+    assert_eq!(
+        forwarded(&mut w),
+        vec![Signal::SIGUSR1 as i32, Signal::SIGHUP as i32]
+    );
+    w.core.signal_received(Signal::SIGTERM as i32, w.now);
+    assert!(w.core.is_shutting_down());
+}
+
+#[test]
+fn sighup_reloads_when_the_ecosystem_says_so() {
+    let mut w = World::new(vec![app("p")]);
+    w.core.set_mode(Mode::Ecosystem {
+        sighup_reloads: true,
+    });
+    forwarded(&mut w);
+    w.core.signal_received(Signal::SIGHUP as i32, w.now);
+    assert!(forwarded(&mut w).is_empty());
+    assert!(w.core.is_reloading());
 }

@@ -41,14 +41,7 @@ use tree::Trees;
 
 use tokens::{Band, SIGNALS};
 
-/// How runner treats the signals it receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `runner -- PROGRAM`: every signal goes to the program, tini-style.
-    Single,
-    /// An ecosystem file: SIGTERM/SIGINT/SIGQUIT stop everything, a few are forwarded.
-    Ecosystem { sighup_reloads: bool },
-}
+pub use crate::core::Mode;
 
 /// What can stop runner before its loop even starts.
 #[derive(Debug)]
@@ -145,8 +138,9 @@ const TREE_RECHECK: Duration = Duration::from_millis(250);
 impl Supervisor {
     /// Installs signal handling first (before any child exists, so no signal is lost),
     /// then becomes a subreaper when not PID 1.
-    pub fn new(core: Core, opts: Options) -> Result<Supervisor, SetupError> {
+    pub fn new(mut core: Core, opts: Options) -> Result<Supervisor, SetupError> {
         let mode = opts.mode;
+        core.set_mode(mode);
         let poll =
             Poll::new().map_err(|e| SetupError(format!("cannot create the event loop: {e}")))?;
         let mut signals = signals::install(mode == Mode::Single)
@@ -738,41 +732,9 @@ impl Supervisor {
     }
 
     fn handle_signals(&mut self) {
-        let pending: Vec<i32> = self.signals.pending().collect();
-        for signo in pending {
-            let Ok(signal) = Signal::try_from(signo) else {
-                // Real-time signals have no nix name; forward them by number.
-                if self.mode == Mode::Single {
-                    self.forward_raw(signo);
-                }
-                continue;
-            };
-            match (self.mode, signal) {
-                (_, Signal::SIGCHLD) => {}
-                (Mode::Single, s) => self.core.forward(s),
-                (Mode::Ecosystem { .. }, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
-                    self.core.stop_signal(signal, Instant::now())
-                }
-                (
-                    Mode::Ecosystem {
-                        sighup_reloads: true,
-                    },
-                    Signal::SIGHUP,
-                ) => {
-                    log::info!("received SIGHUP: reloading every app");
-                    self.core.reload_all(Instant::now());
-                }
-                (Mode::Ecosystem { .. }, s) => self.core.forward(s),
-            }
-        }
-    }
-
-    fn forward_raw(&self, signo: i32) {
-        for slot in self.core.slots() {
-            if let Some(p) = &slot.proc {
-                // SAFETY: plain kill(2) with a signal number the kernel delivered to us.
-                unsafe { libc::kill(p.pid, signo) };
-            }
+        let now = Instant::now();
+        for signo in self.signals.pending() {
+            self.core.signal_received(signo, now);
         }
     }
 
@@ -870,8 +832,13 @@ impl Supervisor {
                     self.trees.signal(pid, Signal::SIGKILL, tree);
                 }
                 Action::Forward { pid, signal } => {
-                    if let Err(e) = nix::sys::signal::kill(Pid::from_raw(pid), signal) {
-                        log::debug!("cannot forward {} to pid {pid}: {e}", signal.as_str());
+                    // SAFETY: kill(2) has no memory effects; `signal` is a number the
+                    // kernel delivered to runner (real-time ones have no nix name).
+                    if unsafe { libc::kill(pid, signal) } != 0 {
+                        log::debug!(
+                            "cannot forward signal {signal} to pid {pid}: {}",
+                            Errno::last()
+                        );
                     }
                 }
                 Action::Reply {

@@ -53,21 +53,20 @@ pub struct SignalSource {
 
 impl SignalSource {
     /// The signal numbers that arrived since the last call, in arrival order (a standard
-    /// signal sent twice before runner reads it counts once, as with any handler).
-    pub fn pending(&mut self) -> impl Iterator<Item = i32> {
-        let mut got = Vec::new();
-        loop {
+    /// signal sent twice before runner reads it counts once, as with any handler). Read
+    /// one at a time, without allocating: this is the path of every forwarded signal.
+    pub fn pending(&mut self) -> impl Iterator<Item = i32> + '_ {
+        std::iter::from_fn(move || loop {
             match self.fd.read_signal() {
-                Ok(Some(info)) => got.push(info.ssi_signo as i32),
-                Ok(None) => break,
+                Ok(Some(info)) => return Some(info.ssi_signo as i32),
+                Ok(None) => return None,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
                     log::warn!("cannot read signals: {e}");
-                    break;
+                    return None;
                 }
             }
-        }
-        got.into_iter()
+        })
     }
 }
 

@@ -1,0 +1,69 @@
+//! What a signal sent to runner means. Runner's mode decides it: in single-program mode
+//! every signal goes to the program (tini's rule); with an ecosystem file SIGTERM, SIGINT
+//! and SIGQUIT stop everything, SIGHUP is forwarded or reloads (`on_sighup`), and the
+//! rest are forwarded to every main process. The shell only reads the signalfd and
+//! performs the resulting actions.
+
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{Action, Core};
+
+/// How runner treats the signals it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `runner -- PROGRAM`: every signal goes to the program, tini-style.
+    Single,
+    /// An ecosystem file: SIGTERM/SIGINT/SIGQUIT stop everything, a few are forwarded.
+    Ecosystem { sighup_reloads: bool },
+}
+
+impl Core {
+    /// Signal number `signo` reached runner.
+    pub fn signal_received(&mut self, signo: i32, now: Instant) {
+        if signo == Signal::SIGCHLD as i32 {
+            return; // the shell reaps
+        }
+        let Ok(signal) = Signal::try_from(signo) else {
+            // Real-time signals have no name in nix: they are the program's business in
+            // single-program mode and mean nothing to an ecosystem.
+            if self.mode == Mode::Single {
+                self.forward_number(signo);
+            }
+            return;
+        };
+        match (self.mode, signal) {
+            (Mode::Single, _) => self.forward_number(signo),
+            (Mode::Ecosystem { .. }, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
+                self.stop_signal(signal, now)
+            }
+            (
+                Mode::Ecosystem {
+                    sighup_reloads: true,
+                },
+                Signal::SIGHUP,
+            ) => {
+                log::info!("received SIGHUP: reloading every app");
+                self.reload_all(now);
+            }
+            (Mode::Ecosystem { .. }, _) => self.forward_number(signo),
+        }
+    }
+
+    /// Passes `signal` on to every instance's main process.
+    pub fn forward(&mut self, signal: Signal) {
+        self.forward_number(signal as i32);
+    }
+
+    fn forward_number(&mut self, signal: i32) {
+        for slot in self.slots.values() {
+            for p in [&slot.proc, &slot.next].into_iter().flatten() {
+                if p.alive() {
+                    self.actions
+                        .push_back(Action::Forward { pid: p.pid, signal });
+                }
+            }
+        }
+    }
+}
