@@ -1,6 +1,7 @@
 //! The `runner list` table: one row per instance, fitting 80 columns.
 
 use super::protocol::InstanceInfo;
+pub use crate::core::human_bytes;
 
 /// The width the table fits in.
 pub const WIDTH: usize = 80;
@@ -186,26 +187,6 @@ pub fn human_duration(ms: u64) -> String {
         60..=3599 => format!("{}m", s / 60),
         3600..=86_399 => format!("{}h", s / 3600),
         _ => format!("{}d", s / 86_400),
-    }
-}
-
-/// Powers of 1024: `512B`, `12.4M`, `512M`, `1.5G`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    // 1023.5 and above would print as "1024": use the next unit.
-    while v >= 1023.5 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v >= 99.95 {
-        format!("{v:.0}{}", UNITS[unit])
-    } else {
-        format!("{v:.1}{}", UNITS[unit])
     }
 }
 

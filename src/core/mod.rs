@@ -6,6 +6,7 @@
 //! or waits, so every decision is unit-tested with a fake clock (see `tests.rs`).
 
 mod health;
+pub(crate) mod memory;
 mod ops;
 mod policy;
 mod scheduled;
@@ -285,6 +286,8 @@ pub struct Core {
     /// are logged at debug level (tini and dumb-init print nothing either).
     quiet: bool,
     mode: Mode,
+    /// When instances with `max_memory_restart` are measured next (None: at once).
+    memory_check_at: Option<Instant>,
     /// When the latest SIGTERM/SIGINT/SIGQUIT arrived.
     last_stop_signal: Option<Instant>,
 }
@@ -305,6 +308,7 @@ impl Core {
             waiters: Vec::new(),
             next_slot_id: 0,
             quiet: false,
+            memory_check_at: None,
             mode: Mode::Ecosystem {
                 sighup_reloads: false,
             },
@@ -782,6 +786,7 @@ impl Core {
                 consider(app.watch_at);
             }
         }
+        consider(self.memory_deadline());
         best
     }
 
@@ -1350,6 +1355,26 @@ impl Proc {
             pid: self.pid,
             tree,
         }
+    }
+}
+
+/// Powers of 1024, as `list` and log lines show sizes: `512B`, `12.4M`, `512M`, `1.5G`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    // 1023.5 and above would print as "1024": use the next unit.
+    while v >= 1023.5 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v >= 99.95 {
+        format!("{v:.0}{}", UNITS[unit])
+    } else {
+        format!("{v:.1}{}", UNITS[unit])
     }
 }
 

@@ -1389,3 +1389,45 @@ fn sighup_reloads_when_the_ecosystem_says_so() {
     assert!(forwarded(&mut w).is_empty());
     assert!(w.core.is_reloading());
 }
+
+#[test]
+fn memory_is_measured_once_a_second_and_only_an_instance_over_its_limit_restarts() {
+    let mut limited = app("big");
+    limited.max_memory_restart = Some(1000);
+    let mut w = World::new(vec![limited, app("free")]);
+    let pid = w.pid(0).unwrap();
+    let due = w.core.memory_to_measure(w.now);
+    assert_eq!(due, vec![(0, pid)], "only the app with a limit is measured");
+    assert!(
+        w.core.memory_to_measure(w.now).is_empty(),
+        "not again at once"
+    );
+    assert_eq!(
+        w.core.next_deadline(),
+        Some(w.now + crate::core::memory::MEMORY_CHECK_EVERY)
+    );
+    w.core.memory_measured(0, 1000, w.now);
+    w.pump();
+    assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
+    w.core.memory_measured(0, 1001, w.now);
+    w.pump();
+    assert!(w
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Stop { pid: p, .. } if *p == pid)));
+    // A second later the instance is still stopping: it is not measured (or restarted) again.
+    w.now += crate::core::memory::MEMORY_CHECK_EVERY;
+    assert!(w.core.memory_to_measure(w.now).is_empty());
+    w.exit(pid, ExitKind::Signal(2));
+    w.now += crate::core::memory::MEMORY_CHECK_EVERY;
+    let again = w.core.memory_to_measure(w.now);
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0].1, pid, "the new process is measured");
+}
+
+#[test]
+fn without_any_memory_limit_there_is_no_memory_deadline() {
+    let mut w = World::new(vec![app("free")]);
+    assert!(w.core.memory_to_measure(w.now).is_empty());
+    assert_eq!(w.core.next_deadline(), None);
+}

@@ -4,16 +4,13 @@
 //! follows the apps' size, not the number of processes on the host.
 
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::control::protocol::InstanceInfo;
 use crate::core::{Core, SlotId, Status};
 use crate::procfs;
 
 use super::tree::Trees;
-
-/// How often memory limits are checked while some app has one (SPEC: at least once a second).
-pub const MEMORY_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Per-tree usage measured at one moment.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,24 +99,12 @@ impl Metrics {
         rows
     }
 
-    /// Instances whose tree is over their app's `max_memory_restart`.
-    pub fn over_limit(&self, core: &Core, trees: &mut Trees) -> Vec<(SlotId, u64, u64)> {
+    /// The resident memory of each named instance's tree (main pid given).
+    pub fn tree_rss(&self, due: &[(SlotId, i32)], trees: &mut Trees) -> Vec<(SlotId, u64)> {
         trees.refresh();
-        let mut over = Vec::new();
-        // Only the trees of running instances that have a limit are worth walking.
-        for slot in core.slots() {
-            let Some(limit) = core.spec_of(slot.id).and_then(|s| s.max_memory_restart) else {
-                continue;
-            };
-            let Some(p) = slot.proc.as_ref().filter(|p| p.is_running()) else {
-                continue;
-            };
-            let rss = usage(&trees.of(p.pid)).rss;
-            if rss > limit {
-                over.push((slot.id, rss, limit));
-            }
-        }
-        over
+        due.iter()
+            .map(|&(slot, pid)| (slot, usage(&trees.of(pid)).rss))
+            .collect()
     }
 }
 

@@ -99,7 +99,6 @@ pub struct Supervisor {
     followers: HashMap<RequestId, Vec<ConnId>>,
     next_request: RequestId,
     metrics: metrics::Metrics,
-    next_memory_check: Option<Instant>,
     listeners: Listeners,
     probes: probes::Probes,
     health: health::HealthChecks,
@@ -189,7 +188,6 @@ impl Supervisor {
             followers: HashMap::new(),
             next_request: 1,
             metrics: metrics::Metrics::default(),
-            next_memory_check: None,
             listeners: opts.listeners,
             probes: probes::Probes::new(),
             health: health::HealthChecks::default(),
@@ -666,44 +664,19 @@ impl Supervisor {
 
     /// Checks `max_memory_restart` limits once a second, only while some app has one.
     fn check_memory(&mut self) {
-        let any_limit = self
-            .core
-            .apps()
-            .iter()
-            .any(|a| a.spec.max_memory_restart.is_some());
-        if !any_limit {
-            self.next_memory_check = None;
+        let now = Instant::now();
+        let due = self.core.memory_to_measure(now);
+        if due.is_empty() {
             return;
         }
-        let now = Instant::now();
-        match self.next_memory_check {
-            Some(at) if at > now => return,
-            _ => {}
-        }
-        self.next_memory_check = Some(now + metrics::MEMORY_CHECK_EVERY);
-        for (slot, rss, limit) in self.metrics.over_limit(&self.core, &mut self.trees) {
-            if let Some(s) = self.core.slot(slot) {
-                log::warn!(
-                    "{}[{}]: memory {} is over max_memory_restart {}; restarting it",
-                    s.app,
-                    s.index,
-                    human_bytes(rss),
-                    human_bytes(limit)
-                );
-            }
-            self.core.memory_exceeded(slot, now);
+        for (slot, rss) in self.metrics.tree_rss(&due, &mut self.trees) {
+            self.core.memory_measured(slot, rss, now);
         }
     }
 
     /// Until the nearest deadline; None (sleep until an event) when nothing is timed.
     fn timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let any_limit = self
-            .core
-            .apps()
-            .iter()
-            .any(|a| a.spec.max_memory_restart.is_some());
-        let memory = any_limit.then(|| self.next_memory_check.unwrap_or(now));
         let trees = (!self.watched.is_empty()).then(|| now + TREE_RECHECK);
         let stalled = self.control.as_ref().is_some_and(|c| c.accept_stalled());
         let accept = stalled.then(|| now + TREE_RECHECK);
@@ -711,7 +684,6 @@ impl Supervisor {
         let unread = self.node.more.then_some(now);
         [
             self.core.next_deadline(),
-            memory,
             trees,
             accept,
             self.probes.next_deadline(),
@@ -1138,21 +1110,5 @@ fn owns_terminal_foreground() -> bool {
     match nix::unistd::tcgetpgrp(&stdin) {
         Ok(pgrp) => pgrp == nix::unistd::getpgrp(),
         Err(_) => false,
-    }
-}
-
-/// Bytes as people read them (1024-based).
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "K", "M", "G"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.1}{}", UNITS[u])
     }
 }
