@@ -249,11 +249,19 @@ fn scale_changes_the_number_of_instances() {
     d.ecosystem(&sleeper("w", ""));
     let _r = runner_eco(&d, &[]);
     wait_app_status(&d, "w", 1, "online", DEADLINE);
-    ok(&d, &["scale", "w", "3"]);
+    let said = ok(&d, &["scale", "w", "3"]);
+    assert!(
+        said.contains("w to 3") && said.contains("2 instance(s) started"),
+        "{said}"
+    );
     let rows = wait_app_status(&d, "w", 3, "online", DEADLINE);
     assert_eq!(rows.len(), 3, "{rows:?}");
     let pids: Vec<i64> = rows.iter().map(|r| r.i("pid")).collect();
-    ok(&d, &["scale", "w", "1"]);
+    let said = ok(&d, &["scale", "w", "1"]);
+    assert!(
+        said.contains("w to 1") && said.contains("2 instance(s) stopped"),
+        "{said}"
+    );
     wait_for("1 instance of w", DEADLINE, || {
         rows_of(&list(&d), "w").len() == 1
     });

@@ -562,7 +562,7 @@ impl Core {
             goal = Goal::Gone;
         }
         self.apps[ai].spec.instances = n;
-        self.wait(request, "scaled", name, touched, goal);
+        self.wait(request, "scaled", &format!("{name} to {n}"), touched, goal);
         self.progress(now);
     }
 
@@ -790,6 +790,18 @@ impl Core {
                 Err(w.errors.join("; "))
             } else if matches!(w.goal, Goal::Applied { .. }) {
                 Ok(w.what)
+            } else if w.verb == "scaled" {
+                // What the operator asked (the new count), then what it took.
+                let change = if w.goal == Goal::Gone {
+                    "stopped"
+                } else {
+                    "started"
+                };
+                Ok(format!(
+                    "scaled {} ({} instance(s) {change})",
+                    w.what,
+                    w.slots.len()
+                ))
             } else {
                 Ok(format!(
                     "{} {} ({} instance(s))",
