@@ -9,9 +9,7 @@
 //! nicknames `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@midnight` `@hourly`.
 //! As in Vixie cron, when both day fields are restricted a day matching either counts.
 
-use jiff::civil::{Date, DateTime};
-use jiff::tz::{AmbiguousOffset, TimeZone};
-use jiff::Timestamp;
+use crate::tz::{Civil, Local, TimeZone};
 
 /// A parsed expression. Each field is a bit set of the values it allows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +31,7 @@ pub struct CronExpr {
 
 /// How far ahead a match is searched for before the expression counts as never matching
 /// (Feb 29 on a given weekday can be 28 years away; nothing sensible is further).
-const SEARCH_YEARS: i16 = 30;
+const SEARCH_YEARS: i32 = 30;
 
 struct Field {
     name: &'static str,
@@ -134,7 +132,7 @@ impl CronExpr {
             hours_star: rest[1] == "*" || rest[1] == "?",
         };
         // Feb 30 and the like: refuse now rather than never run.
-        let reference = jiff::civil::date(2000, 1, 1).at(0, 0, 0, 0);
+        let reference = Civil::new(2000, 1, 1, 0, 0, 0);
         if expr.next_civil_after(reference).is_none() {
             return Err("this date never occurs".to_string());
         }
@@ -146,9 +144,9 @@ impl CronExpr {
         &self.text
     }
 
-    fn day_matches(&self, d: Date) -> bool {
-        let dom = self.days & (1 << d.day()) != 0;
-        let dow = self.weekdays & (1 << d.weekday().to_sunday_zero_offset()) != 0;
+    fn day_matches(&self, d: Civil) -> bool {
+        let dom = self.days & (1 << d.day) != 0;
+        let dow = self.weekdays & (1 << d.weekday()) != 0;
         if self.days_star || self.weekdays_star {
             dom && dow
         } else {
@@ -157,51 +155,35 @@ impl CronExpr {
     }
 
     /// The first civil time strictly after `after` (to the second) that matches.
-    pub fn next_civil_after(&self, after: DateTime) -> Option<DateTime> {
-        let limit = after.year().saturating_add(SEARCH_YEARS);
-        let mut t = after
-            .date()
-            .at(after.hour(), after.minute(), after.second(), 0);
-        t = step_second(t)?;
-        while t.year() <= limit {
-            if self.months & (1 << t.month()) == 0 {
-                t = t
-                    .first_of_month()
-                    .date()
-                    .last_of_month()
-                    .tomorrow()
-                    .ok()?
-                    .at(0, 0, 0, 0);
-                continue;
+    pub fn next_civil_after(&self, after: Civil) -> Option<Civil> {
+        let limit = after.year.saturating_add(SEARCH_YEARS);
+        let mut t = step(after, 1);
+        while t.year <= limit {
+            if self.months & (1 << t.month) == 0 {
+                t = t.next_month();
+            } else if !self.day_matches(t) {
+                t = t.next_day();
+            } else if self.hours & (1 << t.hour) == 0 {
+                t = step(t, 3600);
+            } else if self.minutes & (1 << t.minute) == 0 {
+                t = step(t, 60);
+            } else if self.seconds & (1 << t.second) == 0 {
+                t = step(t, 1);
+            } else {
+                return Some(t);
             }
-            if !self.day_matches(t.date()) {
-                t = t.date().tomorrow().ok()?.at(0, 0, 0, 0);
-                continue;
-            }
-            if self.hours & (1 << t.hour()) == 0 {
-                t = step_hour(t)?;
-                continue;
-            }
-            if self.minutes & (1 << t.minute()) == 0 {
-                t = step_minute(t)?;
-                continue;
-            }
-            if self.seconds & (1 << t.second()) == 0 {
-                t = step_second(t)?;
-                continue;
-            }
-            return Some(t);
         }
         None
     }
 
-    /// The first instant strictly after `after` at which the expression matches in `tz`.
+    /// The first instant (seconds since the epoch) strictly after `after` at which the
+    /// expression matches in `tz`.
     ///
     /// Daylight saving: a civil time that a jump forward skips runs as much later as the
     /// jump (02:30 runs at 03:30 when 02:00 becomes 03:00), so no run is lost. A civil time
     /// that a jump back repeats runs once, at its first occurrence, unless the hour field
     /// is `*`: then it runs in both passes, as an hourly job should.
-    pub fn next_after(&self, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
+    pub fn next_after(&self, tz: &TimeZone, after: i64) -> Option<i64> {
         let first = self.next_after_forward(tz, after);
         let second = self.second_pass(tz, after);
         match (first, second) {
@@ -212,27 +194,20 @@ impl CronExpr {
 
     /// During the first pass of a repeated hour, an hourly expression also runs in the
     /// second pass, at civil times that are not after the current one.
-    fn second_pass(&self, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
-        let civil = tz.to_datetime(after);
-        let in_fold = matches!(
-            tz.to_ambiguous_timestamp(civil).offset(),
-            AmbiguousOffset::Fold { .. }
-        );
+    fn second_pass(&self, tz: &TimeZone, after: i64) -> Option<i64> {
+        let civil = tz.to_civil(after);
+        let in_fold = matches!(tz.resolve(civil), Local::Fold { .. });
         if !self.hours_star || !in_fold {
             return None;
         }
         // No time zone repeats more than a few hours.
-        let mut c = civil
-            .checked_sub(jiff::SignedDuration::from_hours(3))
-            .ok()?;
+        let mut c = Civil::from_seconds(civil.seconds() - 3 * 3600);
         loop {
             c = self.next_civil_after(c)?;
             if c > civil {
                 return None;
             }
-            let amb = tz.to_ambiguous_timestamp(c);
-            if let AmbiguousOffset::Fold { .. } = amb.offset() {
-                let later = amb.later().ok()?;
+            if let Local::Fold { later, .. } = tz.resolve(c) {
                 if later > after {
                     return Some(later);
                 }
@@ -240,27 +215,23 @@ impl CronExpr {
         }
     }
 
-    fn next_after_forward(&self, tz: &TimeZone, after: Timestamp) -> Option<Timestamp> {
-        let mut civil = tz.to_datetime(after);
+    fn next_after_forward(&self, tz: &TimeZone, after: i64) -> Option<i64> {
+        let mut civil = tz.to_civil(after);
         // Each step moves `civil` forward; a handful covers any DST transition.
         for _ in 0..1000 {
             let c = self.next_civil_after(civil)?;
-            let amb = tz.to_ambiguous_timestamp(c);
-            match amb.offset() {
-                AmbiguousOffset::Unambiguous { .. } | AmbiguousOffset::Gap { .. } => {
-                    let ts = amb.compatible().ok()?;
-                    if ts > after {
-                        return Some(ts);
+            match tz.resolve(c) {
+                Local::Unique(t) | Local::Gap { before: t, .. } => {
+                    if t > after {
+                        return Some(t);
                     }
                 }
-                AmbiguousOffset::Fold { .. } => {
-                    let first = amb.earlier().ok()?;
-                    if first > after {
-                        return Some(first);
+                Local::Fold { earlier, later } => {
+                    if earlier > after {
+                        return Some(earlier);
                     }
-                    let second = amb.later().ok()?;
-                    if self.hours_star && second > after {
-                        return Some(second);
+                    if self.hours_star && later > after {
+                        return Some(later);
                     }
                 }
             }
@@ -274,30 +245,30 @@ impl CronExpr {
 /// that looks outside (the environment and the zoneinfo files); an error says why the
 /// zone could not be found, and the caller falls back to UTC.
 pub fn local_zone() -> Result<TimeZone, String> {
-    TimeZone::try_system().map_err(|e| e.to_string())
+    TimeZone::local()
 }
 
 /// The local zone, or UTC with a warning logged when it cannot be found.
 pub fn local_zone_or_utc() -> TimeZone {
     local_zone().unwrap_or_else(|e| {
         log::warn!("cron_restart: cannot find the local time zone ({e}); using UTC");
-        TimeZone::UTC
+        TimeZone::utc()
     })
 }
 
 /// A fire time as people read it: local civil time with its offset and zone name.
-pub fn show(tz: &TimeZone, at: Timestamp) -> String {
-    let name = tz.iana_name().unwrap_or("local");
-    let offset = tz.to_offset(at);
-    let t = tz.to_datetime(at);
+pub fn show(tz: &TimeZone, at: i64) -> String {
+    let t = tz.to_civil(at);
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {offset} ({name})",
-        t.year(),
-        t.month(),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {} ({})",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        crate::tz::show_offset(tz.offset_at(at)),
+        tz.name()
     )
 }
 
@@ -307,28 +278,10 @@ impl std::fmt::Display for CronExpr {
     }
 }
 
-fn step_second(t: DateTime) -> Option<DateTime> {
-    if t.second() < 59 {
-        Some(t.date().at(t.hour(), t.minute(), t.second() + 1, 0))
-    } else {
-        step_minute(t)
-    }
-}
-
-fn step_minute(t: DateTime) -> Option<DateTime> {
-    if t.minute() < 59 {
-        Some(t.date().at(t.hour(), t.minute() + 1, 0, 0))
-    } else {
-        step_hour(t)
-    }
-}
-
-fn step_hour(t: DateTime) -> Option<DateTime> {
-    if t.hour() < 23 {
-        Some(t.date().at(t.hour() + 1, 0, 0, 0))
-    } else {
-        Some(t.date().tomorrow().ok()?.at(0, 0, 0, 0))
-    }
+/// The start of the next second, minute or hour (`unit` 1, 60, 3600) after `t`.
+fn step(t: Civil, unit: i64) -> Civil {
+    let secs = t.seconds();
+    Civil::from_seconds(secs - secs.rem_euclid(unit) + unit)
 }
 
 /// One field: a comma-separated list of `*`, `N`, `A-B`, each with an optional `/STEP`.
@@ -399,9 +352,20 @@ fn value(s: &str, f: &Field, item: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jiff::civil::date;
 
-    fn next(expr: &str, from: DateTime) -> DateTime {
+    struct Day(i32, u8, u8);
+
+    fn date(y: i32, m: u8, d: u8) -> Day {
+        Day(y, m, d)
+    }
+
+    impl Day {
+        fn at(&self, h: u8, mi: u8, s: u8, _nanos: u32) -> Civil {
+            Civil::new(self.0, self.1, self.2, h, mi, s)
+        }
+    }
+
+    fn next(expr: &str, from: Civil) -> Civil {
         CronExpr::parse(expr)
             .unwrap()
             .next_civil_after(from)
@@ -479,8 +443,8 @@ mod tests {
         TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap()
     }
 
-    fn ts(tz: &TimeZone, dt: DateTime) -> Timestamp {
-        tz.to_ambiguous_timestamp(dt).earlier().unwrap()
+    fn ts(tz: &TimeZone, dt: Civil) -> i64 {
+        tz.resolve(dt).earlier()
     }
 
     #[test]
@@ -490,9 +454,9 @@ mod tests {
         // 2024-03-10: 02:00 EST becomes 03:00 EDT.
         let from = ts(&tz, date(2024, 3, 10).at(1, 0, 0, 0));
         let fire = e.next_after(&tz, from).unwrap();
-        assert_eq!(tz.to_datetime(fire), date(2024, 3, 10).at(3, 30, 0, 0));
+        assert_eq!(tz.to_civil(fire), date(2024, 3, 10).at(3, 30, 0, 0));
         let again = e.next_after(&tz, fire).unwrap();
-        assert_eq!(tz.to_datetime(again), date(2024, 3, 11).at(2, 30, 0, 0));
+        assert_eq!(tz.to_civil(again), date(2024, 3, 11).at(2, 30, 0, 0));
     }
 
     #[test]
@@ -503,21 +467,80 @@ mod tests {
         let daily = CronExpr::parse("30 1 * * *").unwrap();
         let first = daily.next_after(&tz, from).unwrap();
         let second = daily.next_after(&tz, first).unwrap();
-        assert_eq!(tz.to_datetime(second), date(2024, 11, 4).at(1, 30, 0, 0));
+        assert_eq!(tz.to_civil(second), date(2024, 11, 4).at(1, 30, 0, 0));
         let hourly = CronExpr::parse("30 * * * *").unwrap();
-        let a = hourly.next_after(&tz, first - jiff::SignedDuration::from_secs(1));
+        let a = hourly.next_after(&tz, first - 1);
         let a = a.unwrap();
         assert_eq!(a, first);
         let b = hourly.next_after(&tz, a).unwrap();
-        assert_eq!(b.as_second() - a.as_second(), 3600);
-        assert_eq!(tz.to_datetime(b), date(2024, 11, 3).at(1, 30, 0, 0));
+        assert_eq!(b - a, 3600);
+        assert_eq!(tz.to_civil(b), date(2024, 11, 3).at(1, 30, 0, 0));
     }
 
     #[test]
     fn next_instant_is_strictly_after_even_exactly_on_a_match() {
         let e = CronExpr::parse("*/3 * * * * *").unwrap();
-        let at = ts(&TimeZone::UTC, date(2024, 1, 1).at(0, 0, 3, 0));
-        let n = e.next_after(&TimeZone::UTC, at).unwrap();
-        assert_eq!(n.as_second() - at.as_second(), 3);
+        let at = ts(&TimeZone::utc(), date(2024, 1, 1).at(0, 0, 3, 0));
+        let n = e.next_after(&TimeZone::utc(), at).unwrap();
+        assert_eq!(n - at, 3);
+    }
+
+    fn paris() -> Option<TimeZone> {
+        let bytes = std::fs::read("/usr/share/zoneinfo/Europe/Paris").ok()?;
+        TimeZone::tzif("Europe/Paris", &bytes).ok()
+    }
+
+    #[test]
+    fn paris_spring_gap_runs_daily_job_an_hour_later_and_hourly_jobs_once() {
+        let Some(tz) = paris() else {
+            eprintln!("no zoneinfo for Europe/Paris; skipped");
+            return;
+        };
+        // 2025-03-30: 02:00 CET becomes 03:00 CEST; 02:30 does not exist.
+        let from = ts(&tz, date(2025, 3, 30).at(1, 0, 0, 0));
+        let daily = CronExpr::parse("30 2 * * *").unwrap();
+        let fire = daily.next_after(&tz, from).unwrap();
+        assert_eq!(tz.to_civil(fire), date(2025, 3, 30).at(3, 30, 0, 0));
+        assert_eq!(show(&tz, fire), "2025-03-30 03:30:00 +02 (Europe/Paris)");
+        let again = daily.next_after(&tz, fire).unwrap();
+        assert_eq!(tz.to_civil(again), date(2025, 3, 31).at(2, 30, 0, 0));
+        // Hourly at :30: 01:30, then the skipped 02:30 as 03:30, then 04:30 (03:30 is one run).
+        let hourly = CronExpr::parse("30 * * * *").unwrap();
+        let a = hourly.next_after(&tz, from).unwrap();
+        let b = hourly.next_after(&tz, a).unwrap();
+        let c = hourly.next_after(&tz, b).unwrap();
+        assert_eq!(tz.to_civil(a), date(2025, 3, 30).at(1, 30, 0, 0));
+        assert_eq!(tz.to_civil(b), date(2025, 3, 30).at(3, 30, 0, 0));
+        assert_eq!(tz.to_civil(c), date(2025, 3, 30).at(4, 30, 0, 0));
+    }
+
+    #[test]
+    fn paris_autumn_fold_runs_daily_job_once_and_hourly_jobs_in_both_passes() {
+        let Some(tz) = paris() else {
+            return;
+        };
+        // 2025-10-26: 03:00 CEST becomes 02:00 CET; 02:30 happens twice.
+        let from = ts(&tz, date(2025, 10, 26).at(1, 0, 0, 0));
+        let daily = CronExpr::parse("30 2 * * *").unwrap();
+        let first = daily.next_after(&tz, from).unwrap();
+        assert_eq!(show(&tz, first), "2025-10-26 02:30:00 +02 (Europe/Paris)");
+        let next = daily.next_after(&tz, first).unwrap();
+        assert_eq!(tz.to_civil(next), date(2025, 10, 27).at(2, 30, 0, 0));
+        let hourly = CronExpr::parse("30 * * * *").unwrap();
+        let a = hourly.next_after(&tz, from).unwrap();
+        let b = hourly.next_after(&tz, a).unwrap();
+        let c = hourly.next_after(&tz, b).unwrap();
+        let d = hourly.next_after(&tz, c).unwrap();
+        assert_eq!(show(&tz, a), "2025-10-26 01:30:00 +02 (Europe/Paris)");
+        assert_eq!(show(&tz, b), "2025-10-26 02:30:00 +02 (Europe/Paris)");
+        assert_eq!(show(&tz, c), "2025-10-26 02:30:00 +01 (Europe/Paris)");
+        assert_eq!(show(&tz, d), "2025-10-26 03:30:00 +01 (Europe/Paris)");
+        assert_eq!((b - a, c - b, d - c), (3600, 3600, 3600));
+        // Past the zone file's table the footer rule gives the same answer.
+        let far = ts(&tz, date(2090, 10, 29).at(1, 0, 0, 0));
+        let f1 = hourly.next_after(&tz, far).unwrap();
+        let f2 = hourly.next_after(&tz, f1).unwrap();
+        let f3 = hourly.next_after(&tz, f2).unwrap();
+        assert_eq!(show(&tz, f3), "2090-10-29 02:30:00 +01 (Europe/Paris)");
     }
 }

@@ -15,3 +15,4 @@ pub mod node_ipc;
 pub mod procfs;
 pub mod readiness;
 pub mod supervisor;
+pub mod tz;

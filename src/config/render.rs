@@ -255,7 +255,7 @@ fn render_app(out: &mut String, app: &AppSpec) {
     if let Some(c) = &app.cron_restart {
         let tz = crate::cron::local_zone_or_utc();
         let next = c
-            .next_after(&tz, jiff::Timestamp::now())
+            .next_after(&tz, crate::tz::now_seconds())
             .map_or("never".to_string(), |t| crate::cron::show(&tz, t));
         row(out, "cron_restart", format!("{c}, next run {next}"));
     }

@@ -8,17 +8,17 @@
 //! (NTP step, suspend) moves the next run only once it is re-armed, after the current one.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use jiff::tz::TimeZone;
-use jiff::Timestamp;
+use crate::tz::TimeZone;
 
 use crate::core::Core;
 
 #[derive(Default)]
 pub struct CronClock {
     zone: Option<TimeZone>,
-    last: HashMap<String, Timestamp>,
+    /// The last run armed for each app, in seconds since the epoch.
+    last: HashMap<String, i64>,
 }
 
 impl CronClock {
@@ -32,8 +32,9 @@ impl CronClock {
             .zone
             .get_or_insert_with(crate::cron::local_zone_or_utc)
             .clone();
-        let wall = Timestamp::now();
+        let now = SystemTime::now();
         let mono = Instant::now();
+        let wall = crate::tz::now_seconds();
         for name in names {
             let Some(expr) = core
                 .apps()
@@ -48,7 +49,12 @@ impl CronClock {
                 // Parsing refuses expressions that never match; nothing to arm.
                 continue;
             };
-            let wait = Duration::try_from(at.duration_since(wall)).unwrap_or_default();
+            // From the precise wall clock: `wall` is rounded down to the second.
+            let wait = u64::try_from(at)
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+                .ok()
+                .and_then(|t| t.duration_since(now).ok())
+                .unwrap_or_default();
             let level = if self.last.contains_key(&name) {
                 log::Level::Debug
             } else {
