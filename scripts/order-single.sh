@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerates single-program.order: the functions `runner -- PROGRAM` executes (start,
+# spawn, exec failure, signal forwarding, exit), which build.rs asks lld to place first
+# in .text so that the resident code follows what runs (issue 18). Run it after a
+# toolchain or dependency update: symbol names carry hashes that change with them.
+# Needs valgrind. Builds the release binary with its symbols kept (RUNNER_KEEP_SYMBOLS=1),
+# names it lists unchanged; run `cargo build --release` again afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "order-single: valgrind is required" >&2; exit 1; }
+# The same profile as the release build (so the same symbol names), symbols kept.
+RUNNER_KEEP_SYMBOLS=1 cargo build --release --quiet
+bin=$(pwd)/target/release/runner
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+grind() { valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/$1.out" "$bin" "${@:2}" 2>/dev/null; }
+grind true -- true || true
+grind fail -- sh -c 'exit 3' || true
+grind missing -- /nonexistent/program || true
+# A long child that runner forwards SIGTERM to.
+valgrind --tool=callgrind --demangle=no --compress-strings=no \
+    --callgrind-out-file="$work/term.out" "$bin" -- sleep 1000 2>/dev/null &
+pid=$!
+sleep 4
+kill -TERM "$pid"
+wait "$pid" || true
+for f in "$work"/*.out; do
+    awk -v bin="$bin" '/^ob=/ { ob = substr($0, 4) } /^fn=/ { if (ob == bin) print substr($0, 4) }' "$f"
+done | grep -v '^0x' | sort -u >single-program.order
+echo "order-single: $(wc -l <single-program.order) functions written to single-program.order"
