@@ -26,5 +26,5 @@ kill -TERM "$pid"
 wait "$pid" || true
 for f in "$work"/*.out; do
     awk -v bin="$bin" '/^ob=/ { ob = substr($0, 4) } /^fn=/ { if (ob == bin) print substr($0, 4) }' "$f"
-done | grep -v '^0x' | sort -u >single-program.order
+done | grep -v -e '^0x' -e '^(below main)$' | sort -u >single-program.order
 echo "order-single: $(wc -l <single-program.order) functions written to single-program.order"
