@@ -20,7 +20,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=RUNNER_NO_SYMBOL_ORDER");
     println!("cargo:rerun-if-env-changed=RUNNER_KEEP_SYMBOLS");
     // What `strip = true` did; see Cargo.toml for why it moved here.
-    if std::env::var_os("RUNNER_KEEP_SYMBOLS").is_none_or(|v| v != "1") {
+    // Release only: a debug build keeps its symbols for backtraces and debuggers.
+    let release = std::env::var("PROFILE").as_deref() == Ok("release");
+    if release && std::env::var_os("RUNNER_KEEP_SYMBOLS").is_none_or(|v| v != "1") {
         println!("cargo:rustc-link-arg-bins=-Wl,--strip-all");
     }
     if std::env::var_os("RUNNER_NO_SYMBOL_ORDER").is_some_and(|v| v == "1") {
