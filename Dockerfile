@@ -1,7 +1,7 @@
 # Build stage: a static runner binary (glibc, crt-static), no shared library needed.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs single-program.order ./
 COPY src ./src
 RUN RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --locked --target x86_64-unknown-linux-gnu \
