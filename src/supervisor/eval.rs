@@ -18,10 +18,12 @@ use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdout, Command, ExitStatus};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 
 use super::tokens::Band;
 use super::Supervisor;
@@ -193,7 +195,8 @@ impl Applies {
         Some(self.kill_running(registry, Error::TimedOut))
     }
 
-    /// runner is exiting: the evaluation is killed; everyone waiting is returned.
+    /// runner is exiting: the evaluation is killed and, within a bound, reaped (so that
+    /// the sweep of leftovers does not count it); everyone waiting is returned.
     pub fn abort(&mut self, registry: &Registry) -> Vec<ConnId> {
         let mut waiters = Vec::new();
         if self.running.is_some() {
@@ -201,6 +204,16 @@ impl Applies {
             waiters = f.waiters;
         }
         waiters.append(&mut self.queued);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        for pid in std::mem::take(&mut self.killed) {
+            // A SIGKILLed process ends at once unless stuck in the kernel: poll briefly.
+            while Instant::now() < deadline {
+                match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(2)),
+                    _ => break,
+                }
+            }
+        }
         waiters
     }
 
