@@ -1,18 +1,22 @@
 //! Running a helper program (`node` for a PM2 file) with a time limit and a bound on what
-//! it prints, waiting for that one child only.
+//! it prints.
 //!
 //! The child gets its own process group, killed whole at the limit, so a grandchild that
-//! holds the output pipes open ends too. The wait is for the child's own pid (never
-//! `waitpid(-1)`), which is sound in the single-threaded supervisor: its reaper can't run
-//! while this waits.
+//! holds the output pipes open ends too. Two ways to wait:
+//!
+//! - [`output`] waits for that one child (by its pid, never `waitpid(-1)`) before the
+//!   supervisor's loop runs: start-up, `check`, `import`.
+//! - [`start`], [`read_some`] and [`kill_group`] are the pieces the running supervisor
+//!   uses for `apply` (`src/supervisor/eval.rs`): its loop reads the pipes, its one reaper
+//!   sees the exit, and nothing waits.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// Why [`output`] gave up.
+/// Why a run gave up.
 #[derive(Debug)]
 pub enum Error {
     /// The child ran past the time limit (it and its group were killed).
@@ -30,38 +34,80 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
-/// Runs `cmd` to its end, at most `limit` long and `max_output` bytes printed.
-pub fn output(mut cmd: Command, limit: Duration, max_output: usize) -> Result<Output, Error> {
-    let deadline = Instant::now() + limit;
+/// A child started in a process group of its own, its output pipes non-blocking.
+pub struct Started {
+    pub child: Child,
+    pub stdout: ChildStdout,
+    pub stderr: ChildStderr,
+}
+
+/// Starts `cmd` with its stdout and stderr piped to us, as the leader of a new group.
+pub fn start(mut cmd: Command) -> Result<Started, Error> {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .map_err(Error::Io)?;
-    let pid = child.id() as i32;
-    let kill = |child: &mut std::process::Child| {
-        // SAFETY: kill(2) of the group of a child not yet reaped (its pid, and so the
-        // group id, can't be reused before the wait below).
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        kill_group(child.id() as i32);
         let _ = child.wait();
-    };
-    let (Some(mut out), Some(mut err)) = (child.stdout.take(), child.stderr.take()) else {
-        kill(&mut child);
         return Err(Error::Io(io::Error::other("no pipes to the child")));
     };
-    for fd in [out.as_raw_fd(), err.as_raw_fd()] {
+    for fd in [stdout.as_raw_fd(), stderr.as_raw_fd()] {
         // SAFETY: fcntl on fds we own.
         unsafe {
             let fl = libc::fcntl(fd, libc::F_GETFL);
             libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
         }
     }
+    Ok(Started {
+        child,
+        stdout,
+        stderr,
+    })
+}
+
+/// SIGKILL to the group the child `pid` leads. The caller must not have reaped it yet
+/// (until then neither its pid nor its group id can be reused).
+pub fn kill_group(pid: i32) {
+    // SAFETY: kill(2) with a negative pid: a process group id, see above.
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+}
+
+/// Reads what a non-blocking pipe holds now into `sink`, stopping early once `sink` holds
+/// more than `cap` bytes (a child writing as fast as we read would keep us here); false
+/// once the pipe reached its end (or failed, which ends it as well).
+pub fn read_some(pipe: &mut dyn Read, sink: &mut Vec<u8>, cap: usize) -> bool {
+    let mut buf = [0u8; 64 * 1024];
+    while sink.len() <= cap {
+        match pipe.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(k) => sink.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+/// Runs `cmd` to its end, at most `limit` long and `max_output` bytes printed.
+pub fn output(cmd: Command, limit: Duration, max_output: usize) -> Result<Output, Error> {
+    let deadline = Instant::now() + limit;
+    let Started {
+        mut child,
+        stdout: mut out,
+        stderr: mut err,
+    } = start(cmd)?;
+    let kill = |child: &mut Child| {
+        kill_group(child.id() as i32);
+        let _ = child.wait();
+    };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
-    let mut buf = [0u8; 64 * 1024];
     while out_open || err_open {
         let now = Instant::now();
         if now >= deadline {
@@ -91,28 +137,19 @@ pub fn output(mut cmd: Command, limit: Duration, max_output: usize) -> Result<Ou
             kill(&mut child);
             return Err(Error::Io(e));
         }
-        for (open, pipe, sink) in [
-            (&mut out_open, &mut out as &mut dyn Read, &mut stdout),
-            (&mut err_open, &mut err as &mut dyn Read, &mut stderr),
-        ] {
-            if !*open {
-                continue;
-            }
-            loop {
-                match pipe.read(&mut buf) {
-                    Ok(0) => {
-                        *open = false;
-                        break;
-                    }
-                    Ok(k) => sink.extend_from_slice(&buf[..k]),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        *open = false;
-                        break;
-                    }
-                }
-            }
+        if out_open {
+            out_open = read_some(
+                &mut out,
+                &mut stdout,
+                max_output.saturating_sub(stderr.len()),
+            );
+        }
+        if err_open {
+            err_open = read_some(
+                &mut err,
+                &mut stderr,
+                max_output.saturating_sub(stdout.len()),
+            );
         }
         if stdout.len() + stderr.len() > max_output {
             kill(&mut child);

@@ -11,7 +11,7 @@ pub mod supervisord;
 
 mod addr;
 mod app;
-mod bounded;
+pub mod bounded;
 mod cpus;
 mod dotenv;
 mod error;
@@ -91,12 +91,49 @@ pub fn import(path: &Path) -> Result<(String, Vec<String>), ConfigError> {
         Some(Foreign::ProcessCompose) => compose::to_toml(path)
             .map(|c| (c.toml, c.warnings))
             .map_err(ConfigError::new),
-        _ => pm2_to_toml(path).map(|t| (t, Vec::new())).map_err(|e| {
-            // The converter's messages usually start with the path already.
-            let prefix = format!("{}: ", path.display());
-            let msg = e.strip_prefix(&prefix).unwrap_or(&e).to_string();
-            ConfigError::whole_file(path, msg)
-        }),
+        _ => pm2_to_toml(path)
+            .map(|t| (t, Vec::new()))
+            .map_err(|e| pm2_error(path, e)),
+    }
+}
+
+/// A PM2 converter's message as an error about the whole file.
+fn pm2_error(path: &Path, e: String) -> ConfigError {
+    // The converter's messages usually start with the path already.
+    let prefix = format!("{}: ", path.display());
+    let msg = e.strip_prefix(&prefix).unwrap_or(&e).to_string();
+    ConfigError::whole_file(path, msg)
+}
+
+/// For `apply` in the running supervisor: when [`load`] of `path` would run `node` (a
+/// PM2 `.js`, `.cjs` or `.mjs` file), the command to run instead, so that the caller can
+/// wait for it without blocking (within [`pm2::NODE_TIME_LIMIT`] and
+/// [`pm2::NODE_MAX_OUTPUT`]) and finish with [`load_evaluated`]. None: `load` it.
+pub fn node_evaluation(path: &Path) -> Option<Result<std::process::Command, ConfigError>> {
+    let esm = pm2::node_evaluates(path)?;
+    Some(
+        read_text(path)
+            .and_then(|_| pm2::node_evaluation(path, esm).map_err(|e| pm2_error(path, e))),
+    )
+}
+
+/// The rest of [`load`] for a file [`node_evaluation`] gave a command for, from how that
+/// command's run ended.
+pub fn load_evaluated(
+    path: &Path,
+    opts: &LoadOptions,
+    run: Result<bounded::Output, bounded::Error>,
+) -> Result<Ecosystem, ConfigError> {
+    let text = pm2::evaluated_to_toml(path, run).map_err(|e| pm2_error(path, e))?;
+    load_str(&text, path, opts).map_err(|e| converted_error(path, e))
+}
+
+/// The file's text, which must be UTF-8.
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| ConfigError::whole_file(path, "not valid UTF-8 text")),
+        Err(e) => Err(ConfigError::whole_file(path, format!("cannot read: {e}"))),
     }
 }
 
@@ -104,11 +141,7 @@ pub fn import(path: &Path) -> Result<(String, Vec<String>), ConfigError> {
 /// supervisord files (`.conf`, `.ini`, or any file with a `[program:x]` section) and
 /// process-compose files (`.yaml`, `.yml`) are converted as `runner import` would, then read as TOML.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Ecosystem, ConfigError> {
-    let raw = match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| ConfigError::whole_file(path, "not valid UTF-8 text"))?,
-        Err(e) => return Err(ConfigError::whole_file(path, format!("cannot read: {e}"))),
-    };
+    let raw = read_text(path)?;
     if foreign_kind(path, Some(&raw)).is_none() {
         return load_str(&raw, path, opts);
     }

@@ -37,11 +37,40 @@ pub fn to_toml(path: &Path) -> Result<String, String> {
             ))
         }
     };
+    convert_file(path, &config)
+}
+
+/// `to_toml`'s conversion, once the file's config is at hand.
+fn convert_file(path: &Path, config: &Value) -> Result<String, String> {
+    let shown = path.display().to_string();
     let source = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| shown.clone());
-    convert(&config, &source).map_err(|e| format!("{shown}: {e}"))
+    convert(config, &source).map_err(|e| format!("{shown}: {e}"))
+}
+
+/// Whether `to_toml` evaluates `path` with node (`.js`, `.cjs`, `.mjs`), and if so
+/// whether as an ES module (`.mjs`).
+pub fn node_evaluates(path: &Path) -> Option<bool> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    matches!(ext.as_str(), "js" | "cjs" | "mjs").then_some(ext == "mjs")
+}
+
+/// The command `to_toml` would run for such a file, for a caller that runs it its own
+/// way (`apply` in the running supervisor) and hands the outcome to [`evaluated_to_toml`].
+pub fn node_evaluation(path: &Path, esm: bool) -> Result<Command, String> {
+    node_command(path, &path.display().to_string(), esm)
+}
+
+/// `to_toml` for a file [`node_evaluation`] named a command for, from that command's
+/// bounded run (limits [`NODE_TIME_LIMIT`] and [`NODE_MAX_OUTPUT`]).
+pub fn evaluated_to_toml(
+    path: &Path,
+    run: Result<super::bounded::Output, super::bounded::Error>,
+) -> Result<String, String> {
+    let config = node_value(&path.display().to_string(), run)?;
+    convert_file(path, &config)
 }
 
 /// Same, from the JSON value of the PM2 config (`{apps:[...]}` or a bare array of apps, or a single app object).
@@ -69,9 +98,10 @@ fn read_json(path: &Path, shown: &str) -> Result<Value, String> {
 /// - `require` first, as PM2 does; `import()` for `.mjs` and for `.js` files in a
 ///   `"type": "module"` package, where `require` refuses ESM.
 /// - The config may be a Promise or a transpiled module (`exports.default`): unwrap both.
-/// - `process.exit` after the write: a config that leaves a timer or socket open must
-///   not hang the import. Writes to a pipe are synchronous on Linux, and the callback
-///   makes that hold elsewhere too.
+/// - `process.exit` after the write (of the JSON, or of the error): a config that leaves
+///   a timer or socket open must not hang the import. The exit waits for the write's
+///   callback, because node may queue pipe writes and exit drops what is queued (an
+///   error after much console output was lost that way).
 /// - `JSON.stringify` drops functions, which PM2 files may contain (e.g. computed hooks):
 ///   runner has nothing to map them to anyway.
 const NODE_EVAL: &str = r#"
@@ -96,8 +126,8 @@ load().then(async (m) => {
   const s = JSON.stringify(c === undefined ? null : c);
   realWrite(s + '\n', () => process.exit(0));
 }).catch((e) => {
-  console.error(e && e.stack ? String(e.stack) : String(e));
-  process.exit(1);
+  // Exit once the message is out: what the file printed may still be queued before it.
+  process.stderr.write((e && e.stack ? String(e.stack) : String(e)) + '\n', () => process.exit(1));
 });
 "#;
 
@@ -108,6 +138,19 @@ pub const NODE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(
 pub const NODE_MAX_OUTPUT: usize = 16 << 20;
 
 fn eval_with_node(path: &Path, shown: &str, esm: bool) -> Result<Value, String> {
+    let cmd = node_command(path, shown, esm)?;
+    // Waiting for this one child by pid is sound here: this runs before the supervisor's
+    // loop (start-up, `check`, `import`); `apply` in the running loop uses
+    // `src/supervisor/eval.rs` instead. The wait is bounded (NODE_TIME_LIMIT,
+    // NODE_MAX_OUTPUT).
+    node_value(
+        shown,
+        super::bounded::output(cmd, NODE_TIME_LIMIT, NODE_MAX_OUTPUT),
+    )
+}
+
+/// The `node` command that evaluates the PM2 file at `path` and prints it as JSON.
+fn node_command(path: &Path, shown: &str, esm: bool) -> Result<Command, String> {
     // Absolute, because node runs in the file's directory (PM2 users rely on relative
     // `require('./x')` and `path.resolve('...')` inside the config meaning "next to it").
     let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
@@ -115,10 +158,6 @@ fn eval_with_node(path: &Path, shown: &str, esm: bool) -> Result<Value, String> 
         return Err(format!("cannot read {shown}: not a file"));
     }
     let dir = abs.parent().unwrap_or_else(|| Path::new("/"));
-    // Waiting for this one child by pid is sound inside the running supervisor too: it
-    // is single-threaded, so its waitpid(-1) can't run meanwhile. The wait is bounded
-    // (NODE_TIME_LIMIT, NODE_MAX_OUTPUT), so a file that never finishes costs `apply` at
-    // most that long instead of freezing PID 1.
     let mut cmd = Command::new("node");
     cmd.arg("-e")
         .arg(NODE_EVAL)
@@ -126,7 +165,14 @@ fn eval_with_node(path: &Path, shown: &str, esm: bool) -> Result<Value, String> 
         .arg(if esm { "esm" } else { "cjs" })
         .current_dir(dir)
         .stdin(Stdio::null());
-    let output = super::bounded::output(cmd, NODE_TIME_LIMIT, NODE_MAX_OUTPUT);
+    Ok(cmd)
+}
+
+/// The config node printed, or what went wrong, from node's bounded run.
+fn node_value(
+    shown: &str,
+    output: Result<super::bounded::Output, super::bounded::Error>,
+) -> Result<Value, String> {
     let output = match output {
         Err(super::bounded::Error::TimedOut) => {
             return Err(format!(
@@ -194,8 +240,21 @@ fn node_error_text(stderr: &str) -> String {
                 && !l.ends_with("[eval]")
         })
         .collect();
-    kept.join("\n").trim().to_string()
+    let text = kept.join("\n").trim().to_string();
+    // The error is at the end; what the file printed before it can be megabytes, which
+    // an error message (and a control reply) should not carry.
+    if text.len() <= NODE_ERROR_MAX {
+        return text;
+    }
+    let mut start = text.len() - NODE_ERROR_MAX;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("[{start} bytes cut]\n{}", &text[start..])
 }
+
+/// At most this much of what node printed goes into an error message.
+const NODE_ERROR_MAX: usize = 4096;
 
 // ---------------------------------------------------------------------------------------
 // Conversion

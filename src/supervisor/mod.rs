@@ -3,6 +3,7 @@
 
 mod cron_clock;
 mod env;
+mod eval;
 mod exposition;
 mod health;
 mod http_check;
@@ -94,8 +95,7 @@ pub struct Supervisor {
     source: Option<(PathBuf, LoadOptions)>,
     /// Control requests waiting for the core's answer.
     pending: HashMap<RequestId, ConnId>,
-    /// `apply` requests answered by another one read in the same batch (see handle_control).
-    apply_followers: Vec<ConnId>,
+    /// Requests answered together with the one in `pending` (rounds of `apply`).
     followers: HashMap<RequestId, Vec<ConnId>>,
     next_request: RequestId,
     metrics: metrics::Metrics,
@@ -115,6 +115,7 @@ pub struct Supervisor {
     /// Instances forked whose exec result has not arrived yet (ecosystem mode): the loop
     /// starts the next instance without waiting for each program to exec.
     execs: HashMap<i32, PendingExec>,
+    applies: eval::Applies,
 }
 
 /// A spawn whose answer to the core waits for the child's exec.
@@ -184,7 +185,6 @@ impl Supervisor {
             control,
             source: opts.source,
             pending: HashMap::new(),
-            apply_followers: Vec::new(),
             followers: HashMap::new(),
             next_request: 1,
             metrics: metrics::Metrics::default(),
@@ -200,6 +200,7 @@ impl Supervisor {
             cron: cron_clock::CronClock::default(),
             watches: watch::Watches::default(),
             execs: HashMap::new(),
+            applies: eval::Applies::default(),
         })
     }
 
@@ -212,7 +213,10 @@ impl Supervisor {
             // Everything that arms a timer or a probe runs after the actions and before
             // the timeout is computed: a probe or deadline that only a later wake-up would
             // set up is a stall (a ready_check that waited for a client to connect).
+            // An apply round starts first, so that what it applies at once acts now.
+            self.next_apply_round();
             if let Some(code) = self.perform_actions() {
+                self.end_applies();
                 self.sweep_orphans();
                 self.output
                     .finish(self.poll.registry(), Duration::from_secs(2));
@@ -246,6 +250,8 @@ impl Supervisor {
                     self.handle_control(token);
                     // `apply` and `delete` change which apps are watched.
                     self.watches.sync(self.poll.registry(), &self.core);
+                } else if self.applies.owns(token) {
+                    self.apply_readable(token);
                 } else if self.watches.owns(token) {
                     self.watches.handle(token, &mut self.core, Instant::now());
                 } else if self.output.owns(token) {
@@ -285,6 +291,7 @@ impl Supervisor {
             // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
             // covers a coalesced or missed SIGCHLD.
             self.reap();
+            self.apply_deadline(Instant::now());
             self.recheck_trees();
             if let Some(server) = self.control.as_mut() {
                 server.retry_accept(self.poll.registry());
@@ -555,22 +562,9 @@ impl Supervisor {
             return;
         };
         let requests = server.handle(self.poll.registry(), token);
-        // `apply` requests read together are answered by one load of the file (a PM2 file
-        // runs node each time): a client can't multiply the work by pipelining them. The
-        // first one is performed; the others get its reply.
-        let mut applies = requests
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, r))| matches!(r, Request::Apply));
-        let first_apply = applies.next().map(|(i, _)| i);
-        self.apply_followers = applies.map(|(_, (c, _))| *c).collect();
-        for (i, (conn, request)) in requests.into_iter().enumerate() {
-            if matches!(request, Request::Apply) && Some(i) != first_apply {
-                continue;
-            }
+        for (conn, request) in requests {
             self.handle_request(conn, request);
         }
-        self.apply_followers.clear();
     }
 
     fn reply_now(&mut self, conn: ConnId, reply: Reply) {
@@ -609,34 +603,8 @@ impl Supervisor {
                 return;
             }
             Request::Apply => {
-                let Some((path, opts)) = self.source.clone() else {
-                    let reply = Reply::error("runner was not started from an ecosystem file");
-                    for f in std::mem::take(&mut self.apply_followers) {
-                        self.reply_now(f, reply.clone());
-                    }
-                    self.reply_now(conn, reply);
-                    return;
-                };
-                match crate::config::load(&path, &opts) {
-                    Ok(eco) => {
-                        for w in &eco.warnings {
-                            log::warn!("{w}");
-                        }
-                        self.pending.insert(id, conn);
-                        let followers = std::mem::take(&mut self.apply_followers);
-                        if !followers.is_empty() {
-                            self.followers.insert(id, followers);
-                        }
-                        self.core.apply(id, eco.apps, now);
-                    }
-                    Err(e) => {
-                        let reply = Reply::error(format!("{e}\nnothing was changed"));
-                        for f in std::mem::take(&mut self.apply_followers) {
-                            self.reply_now(f, reply.clone());
-                        }
-                        self.reply_now(conn, reply);
-                    }
-                }
+                // Served in rounds, one load of the file each (eval.rs).
+                self.request_apply(conn);
                 return;
             }
             _ => {}
@@ -693,6 +661,7 @@ impl Supervisor {
             // Queued readiness input left for the next turn: come back at once.
             self.ready.pending().then_some(now),
             self.node.next_deadline(),
+            self.applies.next_deadline(),
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
             unread,
@@ -729,6 +698,9 @@ impl Supervisor {
     }
 
     fn child_exited(&mut self, pid: i32, exit: ExitKind) {
+        if self.apply_child_exited(pid, exit) {
+            return;
+        }
         // The child is gone, so its exec result is there to read: a failed exec is a
         // failed start (126/127 and its message), not a crash of a running program.
         if self.execs.contains_key(&pid) {

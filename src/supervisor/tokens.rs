@@ -33,9 +33,11 @@ pub enum Band {
     Watch = 7,
     /// Instances' exec-result pipes, numbered by the child's pid.
     Exec = 8,
+    /// The output pipes of `apply`'s node evaluation (`eval.rs`).
+    Eval = 9,
 }
 
-const BANDS: [Band; 8] = [
+const BANDS: [Band; 9] = [
     Band::Control,
     Band::NodeIpc,
     Band::Output,
@@ -44,6 +46,7 @@ const BANDS: [Band; 8] = [
     Band::Health,
     Band::Watch,
     Band::Exec,
+    Band::Eval,
 ];
 
 impl Band {
