@@ -52,7 +52,9 @@ impl Slots {
         self.changed.push(id);
     }
 
+    /// Removes the slot, noted as changed so that its deadline leaves the queue too.
     pub fn remove(&mut self, id: &SlotId) -> Option<Slot> {
+        self.changed.push(*id);
         self.map.remove(id)
     }
 

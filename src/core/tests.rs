@@ -1566,3 +1566,21 @@ fn removing_an_app_keeps_every_other_slot_pointing_at_its_own_app() {
     );
     assert_eq!(w.status(third), Status::Online);
 }
+
+#[test]
+fn scaling_down_leaves_no_deadline_of_a_forgotten_slot() {
+    let mut a = app("web");
+    a.instances = 3;
+    a.kill_timeout = Duration::from_secs(5);
+    let mut w = World::new(vec![a]);
+    w.core.request_scale(1, "web", 1, w.now);
+    w.pump();
+    assert_eq!(w.core.next_deadline(), Some(w.now + Duration::from_secs(5)));
+    for s in 1..3 {
+        let pid = w.pid(s).unwrap();
+        w.exit(pid, ExitKind::Signal(15));
+    }
+    assert_eq!(w.core.slots().count(), 1);
+    assert_eq!(w.core.next_deadline(), None);
+    assert_eq!(deadline_by_scan(&w.core), None);
+}
