@@ -137,8 +137,18 @@ fn read_stat_into(pid: i32, path: &mut String, buf: &mut Vec<u8>) -> Option<Proc
     let _ = write!(path, "/proc/{pid}/stat");
     buf.clear();
     let mut file = std::fs::File::open(path.as_str()).ok()?;
-    // A process can exit between open and read (ESRCH); that's just "gone".
-    file.read_to_end(buf).ok()?;
+    // One read of a stack buffer: the line is ~300 bytes and procfs hands it out whole.
+    // `read_to_end` added a statx, an lseek and a second read per process, which was most
+    // of `list` at 5,000 instances (3 syscalls instead of 6).
+    let mut chunk = [0u8; 1024];
+    loop {
+        // A process can exit between open and read (ESRCH); that's just "gone".
+        let n = file.read(&mut chunk).ok()?;
+        buf.extend_from_slice(&chunk[..n]);
+        if n == 0 || (n < chunk.len() && buf.ends_with(b"\n")) {
+            break;
+        }
+    }
     let info = parse_stat_bytes(buf)?;
     // The file names the process; if it disagrees, something odd is mounted on /proc.
     (info.pid == pid).then_some(info)
@@ -478,8 +488,11 @@ impl Tracker {
 }
 
 fn own_pid() -> i32 {
+    // Read once: getpid was a syscall per tree read (5,000 per `list`). runner never
+    // forks without exec'ing, so the value cannot go stale in the process that uses it.
+    static PID: OnceLock<i32> = OnceLock::new();
     // std::process::id() is a u32 that always fits: pid_max is at most 2^22.
-    i32::try_from(std::process::id()).unwrap_or(0)
+    *PID.get_or_init(|| i32::try_from(std::process::id()).unwrap_or(0))
 }
 
 /// Clock ticks per second (sysconf(_SC_CLK_TCK)), fallback 100.

@@ -78,7 +78,7 @@ impl Core {
         let Some((id, _)) = self.find_pid(pid) else {
             return;
         };
-        let Some(spec) = self.spec_of(id).cloned() else {
+        let Some(spec) = self.spec_arc(id) else {
             return;
         };
         let Some(check) = &spec.health_check else {

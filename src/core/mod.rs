@@ -5,17 +5,20 @@
 //! and performs the [`Action`]s it queues. Nothing in here reads a clock, spawns, signals
 //! or waits, so every decision is unit-tested with a fake clock (see `tests.rs`).
 
+mod deadlines;
 mod health;
 pub(crate) mod memory;
 mod ops;
 mod policy;
 mod scheduled;
 mod signals;
+mod slots;
 mod status;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -150,10 +153,6 @@ impl Proc {
         }
     }
 
-    fn alive(&self) -> bool {
-        self.exited.is_none()
-    }
-
     /// The main process has not exited (its tree may be stopping).
     pub fn main_alive(&self) -> bool {
         self.exited.is_none()
@@ -188,6 +187,8 @@ pub struct Slot {
     /// Index into the app's instances, 0..N-1 (the `instance_var` value).
     pub index: u32,
     pub app: String,
+    /// Where the app is in `Core::apps` (checked against `app`, see `Core::app_of`).
+    app_ix: usize,
     pub proc: Option<Proc>,
     pub next: Option<Proc>,
     pub restarts: u32,
@@ -204,8 +205,6 @@ pub struct Slot {
     wanted: bool,
     /// `delete` asked for it: removed once its process is gone.
     deleting: bool,
-    /// Not started yet: waiting for `start`, or for its dependencies to come online.
-    awaiting_start: bool,
     errored: bool,
     after_stop: AfterStop,
     /// `runner stop` put it down: a file change does not start it again (cron does).
@@ -245,8 +244,12 @@ impl Slot {
 /// An app and its slots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct App {
-    pub spec: AppSpec,
+    /// Shared, not copied, by the code paths that need the spec while changing slots.
+    pub spec: Arc<AppSpec>,
     pub slots: Vec<SlotId>,
+    /// Slots waiting for `start` or for their dependencies; the rest never need a look
+    /// when deciding what to start.
+    awaiting: BTreeSet<SlotId>,
     /// Set once runner began stopping this app during a shutdown.
     shutdown_sent: bool,
     /// A reload in progress: one slot at a time.
@@ -266,7 +269,12 @@ pub struct App {
 #[derive(Debug)]
 pub struct Core {
     apps: Vec<App>,
-    slots: BTreeMap<SlotId, Slot>,
+    slots: slots::Slots,
+    /// The earliest deadline of each slot, so a wake-up does not walk every slot.
+    deadlines: deadlines::Deadlines,
+    /// Slots that `delete`, `scale` or `apply` asked to remove: forgotten once their
+    /// process is gone (kept apart so each event does not look through every slot).
+    deleting: BTreeSet<SlotId>,
     /// Which slot each main process (current, replacement or draining) belongs to, so an
     /// event about a pid costs the same with 5 instances or 5,000. Entries are checked
     /// against the slot on lookup; a process leaves the map when its tree is gone.
@@ -282,6 +290,9 @@ pub struct Core {
     exited: bool,
     waiters: Vec<ops::Waiter>,
     next_slot_id: SlotId,
+    /// How many slots were forgotten so far (deleted, scaled down): tells the shell when
+    /// what it keeps per slot may need pruning.
+    slots_removed: u64,
     /// tini-style use: the one program's start and end are its own business, so they
     /// are logged at debug level (tini and dumb-init print nothing either).
     quiet: bool,
@@ -297,7 +308,9 @@ impl Core {
     pub fn new(specs: Vec<AppSpec>) -> Core {
         let mut core = Core {
             apps: Vec::new(),
-            slots: BTreeMap::new(),
+            slots: slots::Slots::default(),
+            deadlines: deadlines::Deadlines::default(),
+            deleting: BTreeSet::new(),
             pids: HashMap::new(),
             draining: Vec::new(),
             actions: VecDeque::new(),
@@ -307,6 +320,7 @@ impl Core {
             exited: false,
             waiters: Vec::new(),
             next_slot_id: 0,
+            slots_removed: 0,
             quiet: false,
             memory_check_at: None,
             mode: Mode::Ecosystem {
@@ -341,12 +355,14 @@ impl Core {
 
     /// Adds an app and lays out its slots (not started).
     fn add_app(&mut self, spec: AppSpec) {
+        let app_ix = self.apps.len();
         let mut ids = Vec::new();
         for index in 0..spec.instances {
-            ids.push(self.add_slot(index, &spec.name));
+            ids.push(self.add_slot(index, &spec.name, app_ix));
         }
         self.apps.push(App {
-            spec,
+            spec: Arc::new(spec),
+            awaiting: ids.iter().copied().collect(),
             slots: ids,
             shutdown_sent: false,
             reload: None,
@@ -358,10 +374,12 @@ impl Core {
         });
     }
 
-    fn add_slot(&mut self, index: u32, app: &str) -> SlotId {
+    /// A new slot of app `app_ix`, not started; the caller adds it to the app's `slots`
+    /// and `awaiting`.
+    fn add_slot(&mut self, index: u32, app: &str, app_ix: usize) -> SlotId {
         let id = self.next_slot_id;
         self.next_slot_id += 1;
-        self.slots.insert(id, Slot::new(id, index, app));
+        self.slots.insert(id, Slot::new(id, index, app, app_ix));
         id
     }
 
@@ -377,12 +395,36 @@ impl Core {
         self.slots.values()
     }
 
+    /// How many slots have been forgotten since the start (see `slots_removed`).
+    pub fn slots_removed(&self) -> u64 {
+        self.slots_removed
+    }
+
     pub fn spec_of(&self, slot: SlotId) -> Option<&AppSpec> {
-        let name = &self.slots.get(&slot)?.app;
-        self.apps
-            .iter()
-            .find(|a| &a.spec.name == name)
-            .map(|a| &a.spec)
+        self.app_of(self.slots.get(&slot)?).map(|a| &*a.spec)
+    }
+
+    /// The spec of the slot's app, shared: for code that changes slots while reading it.
+    fn spec_arc(&self, slot: SlotId) -> Option<Arc<AppSpec>> {
+        self.app_of(self.slots.get(&slot)?)
+            .map(|a| Arc::clone(&a.spec))
+    }
+
+    /// The slot's app: by index, O(1); by name should an index ever be out of date.
+    fn app_of(&self, slot: &Slot) -> Option<&App> {
+        match self.apps.get(slot.app_ix) {
+            Some(a) if a.spec.name == slot.app => Some(a),
+            _ => self.apps.iter().find(|a| a.spec.name == slot.app),
+        }
+    }
+
+    /// Index of the slot's app in `apps`.
+    fn app_ix(&self, id: SlotId) -> Option<usize> {
+        let slot = self.slots.get(&id)?;
+        match self.apps.get(slot.app_ix) {
+            Some(a) if a.spec.name == slot.app => Some(slot.app_ix),
+            _ => self.apps.iter().position(|a| a.spec.name == slot.app),
+        }
     }
 
     /// The next action for the shell to perform.
@@ -422,7 +464,7 @@ impl Core {
         if let Some(slot) = self.slots.get_mut(&id) {
             slot.spawning = slot.spawning.saturating_sub(1);
         }
-        let Some(spec) = self.spec_of(id).cloned() else {
+        let Some(spec) = self.spec_arc(id) else {
             return;
         };
         let Some(slot) = self.slots.get_mut(&id) else {
@@ -491,7 +533,7 @@ impl Core {
         let kill_signal;
         let kill_timeout;
         {
-            let Some(spec) = self.spec_of_any(id) else {
+            let Some(spec) = self.spec_of(id) else {
                 return;
             };
             kill_signal = spec.kill_signal;
@@ -636,9 +678,11 @@ impl Core {
     /// Deadlines that are due: restarts, SIGKILLs, readiness timeouts, scheduled restarts.
     pub fn tick(&mut self, now: Instant) {
         self.scheduled_due(now);
-        let ids: Vec<SlotId> = self.slots.keys().copied().collect();
-        for id in ids {
-            let Some(spec) = self.spec_of(id).cloned() else {
+        self.deadlines.update(&mut self.slots);
+        for id in self.deadlines.take_due(now) {
+            // Noted as changed, so the next update queues whatever it still waits for.
+            let _ = self.slots.get_mut(&id);
+            let Some(spec) = self.spec_arc(id) else {
                 continue;
             };
             let Some(slot) = self.slots.get_mut(&id) else {
@@ -685,13 +729,13 @@ impl Core {
             let timed_out = slot
                 .proc
                 .as_ref()
-                .filter(|p| p.alive() && p.online_since.is_none() && p.stopping.is_none())
+                .filter(|p| p.main_alive() && p.online_since.is_none() && p.stopping.is_none())
                 .and_then(|p| p.ready_deadline)
                 .is_some_and(|d| d <= now);
             let next_timed_out = slot
                 .next
                 .as_ref()
-                .filter(|p| p.alive() && p.online_since.is_none() && p.stopping.is_none())
+                .filter(|p| p.main_alive() && p.online_since.is_none() && p.stopping.is_none())
                 .and_then(|p| p.ready_deadline)
                 .is_some_and(|d| d <= now);
             // Only an instance that waits for readiness has a ready deadline, and during a
@@ -747,35 +791,25 @@ impl Core {
         }
         for i in 0..self.draining.len() {
             let (id, _) = self.draining[i];
-            if let Some(spec) = self.spec_of_any(id).cloned() {
+            if let Some(spec) = self.spec_arc(id) {
                 Self::kill_if_due(&mut self.actions, &mut self.draining[i].1, &spec, now);
             }
         }
         self.progress(now);
     }
 
-    /// The earliest moment at which [`Core::tick`] has something to do.
+    /// The earliest moment at which [`Core::tick`] has something to do: the top of the
+    /// deadline queue and the slots changed since it was updated, not every slot.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let mut best: Option<Instant> = None;
+        let changed = self.slots.pending_changes();
+        let mut best: Option<Instant> = self.deadlines.earliest_except(changed);
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 best = Some(best.map_or(t, |b| b.min(t)));
             }
         };
-        for slot in self.slots.values() {
-            consider(slot.restart_at);
-            for p in [&slot.proc, &slot.next].into_iter().flatten() {
-                consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
-                if p.online_since.is_none() && p.alive() && p.stopping.is_none() {
-                    consider(p.ready_deadline);
-                }
-                if p.is_running() {
-                    consider(p.watchdog_at);
-                }
-                if p.is_online() {
-                    consider(p.health.deadline());
-                }
-            }
+        for id in changed {
+            consider(self.slots.get(id).and_then(deadlines::slot_deadline));
         }
         for (_, p) in &self.draining {
             consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
@@ -845,10 +879,6 @@ impl Core {
     }
 
     // ----- internals -----
-
-    fn spec_of_any(&self, slot: SlotId) -> Option<&AppSpec> {
-        self.spec_of(slot)
-    }
 
     /// The app a main process (current, replacement or draining) belongs to.
     pub fn owner(&self, pid: i32) -> Option<(&Slot, &AppSpec)> {
@@ -925,7 +955,7 @@ impl Core {
         };
         let mut changed = false;
         for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
-            if p.pid == pid && p.online_since.is_none() && p.alive() && p.stopping.is_none() {
+            if p.pid == pid && p.online_since.is_none() && p.main_alive() && p.stopping.is_none() {
                 p.online_since = Some(now);
                 p.watchdog_at = watchdog.map(|w| now + w);
                 p.health = liveness;
@@ -942,7 +972,7 @@ impl Core {
 
     /// An exit nobody asked for: apply the restart policy.
     fn unrequested_end(&mut self, id: SlotId, ran_for: Duration, exit: ExitKind, now: Instant) {
-        let Some(spec) = self.spec_of(id).cloned() else {
+        let Some(spec) = self.spec_arc(id) else {
             return;
         };
         let Some(slot) = self.slots.get_mut(&id) else {
@@ -1025,6 +1055,7 @@ impl Core {
         self.remove_deleted();
         self.check_waiters();
         self.check_finished();
+        self.deadlines.update(&mut self.slots);
     }
 
     fn app_online(&self, name: &str) -> bool {
@@ -1064,7 +1095,7 @@ impl Core {
         let app = self.apps.iter().find(|a| a.spec.name == name)?;
         app.slots.iter().find_map(|id| {
             let s = self.slots.get(id)?;
-            if s.has_process() || s.restart_at.is_some() || s.awaiting_start {
+            if s.has_process() || s.restart_at.is_some() || app.awaiting.contains(id) {
                 return None;
             }
             let exit = s
@@ -1095,18 +1126,21 @@ impl Core {
     }
 
     /// One pass of [`Core::start_ready_apps`]; true when some app was newly blocked.
+    /// Only the slots in an app's `awaiting` set are looked at: with every instance
+    /// started, a pass costs O(apps), not O(instances).
     fn start_ready_apps_once(&mut self) -> bool {
         let mut blocked_any = false;
         for ai in 0..self.apps.len() {
-            let spec = &self.apps[ai].spec;
-            let waiting = self.apps[ai].slots.iter().any(|id| {
+            let app = &self.apps[ai];
+            let ready = |id: &SlotId| {
                 self.slots
                     .get(id)
-                    .is_some_and(|s| s.awaiting_start && s.wanted && !s.has_process())
-            });
-            if !waiting {
+                    .is_some_and(|s| s.wanted && !s.has_process())
+            };
+            if !app.awaiting.iter().any(ready) {
                 continue;
             }
+            let spec = Arc::clone(&app.spec);
             let mut deps_ok = true;
             let mut blocked = None;
             for d in &spec.depends_on {
@@ -1120,40 +1154,49 @@ impl Core {
                     break;
                 }
             }
-            if let Some(why) = blocked {
+            if !deps_ok && blocked.is_none() {
+                continue;
+            }
+            let ids: Vec<SlotId> = self.apps[ai].awaiting.iter().copied().collect();
+            if let Some(why) = &blocked {
                 blocked_any = true;
                 log::error!("{}: not starting: its dependency {why}", spec.name);
-                let message = format!("not started: dependency {why}");
-                for id in self.apps[ai].slots.clone() {
-                    let Some(slot) = self.slots.get_mut(&id) else {
-                        continue;
-                    };
-                    if slot.awaiting_start && slot.wanted && !slot.has_process() {
-                        slot.awaiting_start = false;
+            }
+            let message = blocked.map(|why| format!("not started: dependency {why}"));
+            for id in ids {
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    continue;
+                };
+                if !slot.wanted || slot.has_process() {
+                    continue;
+                }
+                self.apps[ai].awaiting.remove(&id);
+                match &message {
+                    Some(message) => {
                         slot.wanted = false;
                         slot.errored = true;
                         slot.error = Some(message.clone());
                     }
-                }
-                continue;
-            }
-            if !deps_ok {
-                continue;
-            }
-            for id in self.apps[ai].slots.clone() {
-                let Some(slot) = self.slots.get_mut(&id) else {
-                    continue;
-                };
-                if slot.awaiting_start && slot.wanted && !slot.has_process() {
-                    slot.awaiting_start = false;
-                    self.actions.push_back(Action::Spawn {
+                    None => self.actions.push_back(Action::Spawn {
                         slot: id,
                         role: Role::Current,
-                    });
+                    }),
                 }
             }
         }
         blocked_any
+    }
+
+    /// Marks a slot as waiting to start (or no longer).
+    pub(super) fn set_awaiting(&mut self, id: SlotId, on: bool) {
+        if let Some(ai) = self.app_ix(id) {
+            let set = &mut self.apps[ai].awaiting;
+            if on {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+            }
+        }
     }
 
     /// Whether anything of `app` still runs (current, replacement or draining).
@@ -1240,11 +1283,7 @@ impl Core {
     /// An app whose slots want to run and whose dependencies may still meet their
     /// conditions.
     fn may_still_start(&self, app: &App) -> bool {
-        let wants = app
-            .slots
-            .iter()
-            .any(|id| self.slots.get(id).is_some_and(|s| s.awaiting_start));
-        wants
+        !app.awaiting.is_empty()
             && app
                 .spec
                 .depends_on
@@ -1268,7 +1307,7 @@ impl Core {
             self.slots.get(id).is_some_and(|s| {
                 s.has_process()
                     || s.restart_at.is_some()
-                    || s.awaiting_start
+                    || app.awaiting.contains(id)
                     || (cond == DependCondition::Started && s.ran)
                     || (cond == DependCondition::Completed && s.completed)
             })
@@ -1283,11 +1322,12 @@ impl Core {
 }
 
 impl Slot {
-    fn new(id: SlotId, index: u32, app: &str) -> Slot {
+    fn new(id: SlotId, index: u32, app: &str, app_ix: usize) -> Slot {
         Slot {
             id,
             index,
             app: app.to_string(),
+            app_ix,
             proc: None,
             next: None,
             restarts: 0,
@@ -1299,7 +1339,6 @@ impl Slot {
             resource_backoff: None,
             wanted: true,
             deleting: false,
-            awaiting_start: true,
             errored: false,
             after_stop: AfterStop::StayDown,
             held: false,
@@ -1314,7 +1353,7 @@ impl Slot {
 /// app's kill signal and arms the SIGKILL deadline.
 fn begin_stop(actions: &mut VecDeque<Action>, proc: &mut Proc, spec: &AppSpec, now: Instant) {
     proc.requested = true;
-    if proc.alive() && proc.stopping.is_none() {
+    if proc.main_alive() && proc.stopping.is_none() {
         actions.push_back(proc.signal_stop(
             spec.kill_signal,
             spec.kill_timeout,

@@ -7,6 +7,9 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::{Action, AfterStop, Core, RequestId, Role, SlotId, Status};
 use crate::config::{AppSpec, ExecMode};
 
@@ -135,16 +138,25 @@ impl Core {
     }
 
     fn stop_for_good(&mut self, id: SlotId, now: Instant) {
-        let Some(spec) = self.spec_of(id).cloned() else {
+        let Some(spec) = self.spec_arc(id) else {
             return;
         };
         if let Some(slot) = self.slots.get_mut(&id) {
             slot.wanted = false;
-            slot.awaiting_start = false;
             slot.restart_at = None;
             slot.held = true;
         }
+        self.set_awaiting(id, false);
         self.stop_slot(id, &spec, AfterStop::StayDown, now);
+    }
+
+    /// Stops the slot for good and forgets it once its process is gone.
+    fn stop_and_forget(&mut self, id: SlotId, now: Instant) {
+        self.stop_for_good(id, now);
+        if let Some(slot) = self.slots.get_mut(&id) {
+            slot.deleting = true;
+            self.deleting.insert(id);
+        }
     }
 
     /// `runner start TARGET`: starts what is not running (errored included).
@@ -162,6 +174,7 @@ impl Core {
 
     /// Makes a slot that has no process start again, with a fresh restart budget.
     fn revive(&mut self, id: SlotId) {
+        let mut awaits = false;
         if let Some(slot) = self.slots.get_mut(&id) {
             slot.wanted = true;
             slot.errored = false;
@@ -171,8 +184,11 @@ impl Core {
                 // Start again once the stop is done.
                 slot.after_stop = AfterStop::Start;
             } else if !slot.has_process() && slot.restart_at.is_none() {
-                slot.awaiting_start = true;
+                awaits = true;
             }
+        }
+        if awaits {
+            self.set_awaiting(id, true);
         }
     }
 
@@ -190,7 +206,7 @@ impl Core {
     }
 
     fn restart_slot(&mut self, id: SlotId, now: Instant) {
-        let Some(spec) = self.spec_of(id).cloned() else {
+        let Some(spec) = self.spec_arc(id) else {
             return;
         };
         self.revive(id);
@@ -223,6 +239,8 @@ impl Core {
             let msg = format!("a reload of {} is already in progress", busy.spec.name);
             return self.reply(request, Err(msg));
         }
+        // A set: `reload all` of 5,000 instances looked each one up in a list of 5,000.
+        let wanted: std::collections::HashSet<SlotId> = ids.iter().copied().collect();
         for name in &apps {
             let queue: VecDeque<SlotId> = self
                 .apps
@@ -232,7 +250,7 @@ impl Core {
                     a.slots
                         .iter()
                         .copied()
-                        .filter(|id| ids.contains(id))
+                        .filter(|id| wanted.contains(id))
                         .collect()
                 })
                 .unwrap_or_default();
@@ -336,7 +354,7 @@ impl Core {
             let serving = slot
                 .proc
                 .as_ref()
-                .is_some_and(|p| p.alive() && p.stopping.is_none());
+                .is_some_and(|p| p.main_alive() && p.stopping.is_none());
             if !serving {
                 // Nothing to replace: start it and wait until it is online.
                 slot.wanted = true;
@@ -346,7 +364,7 @@ impl Core {
                 if slot.stop_under_way() {
                     slot.after_stop = AfterStop::Start;
                 } else if !slot.has_process() && slot.restart_at.is_none() {
-                    slot.awaiting_start = true;
+                    self.set_awaiting(id, true);
                 }
                 self.start_ready_apps(now);
                 return;
@@ -397,7 +415,7 @@ impl Core {
 
     /// Called when a slot's process (current or replacement) came online.
     pub(super) fn instance_online(&mut self, id: SlotId, now: Instant) {
-        let Some(spec) = self.spec_of(id).cloned() else {
+        let Some(spec) = self.spec_arc(id) else {
             return;
         };
         // A replacement that is online takes over; the old process drains in the background.
@@ -411,7 +429,7 @@ impl Core {
                 }
             }
         }
-        let name = spec.name;
+        let name = spec.name.clone();
         let is_current = self
             .apps
             .iter()
@@ -509,10 +527,7 @@ impl Core {
             Err(e) => return self.reply(request, Err(e)),
         };
         for id in &ids {
-            self.stop_for_good(*id, now);
-            if let Some(slot) = self.slots.get_mut(id) {
-                slot.deleting = true;
-            }
+            self.stop_and_forget(*id, now);
         }
         self.wait(request, "deleted", target, ids, Goal::Gone);
         self.progress(now);
@@ -543,25 +558,23 @@ impl Core {
         let goal;
         if n > have {
             for index in have..n {
-                let id = self.add_slot(index, name);
+                let id = self.add_slot(index, name, ai);
                 self.apps[ai].slots.push(id);
+                self.apps[ai].awaiting.insert(id);
                 touched.push(id);
             }
             goal = Goal::Online;
         } else {
             let remove: Vec<SlotId> = self.apps[ai].slots.split_off(n as usize);
             for id in &remove {
-                self.stop_for_good(*id, now);
-                if let Some(slot) = self.slots.get_mut(id) {
-                    slot.deleting = true;
-                }
+                self.stop_and_forget(*id, now);
             }
             // The slots leave the app's list now so `instances` reads right at once;
             // they stay in `slots` until their process is gone.
             touched = remove;
             goal = Goal::Gone;
         }
-        self.apps[ai].spec.instances = n;
+        Arc::make_mut(&mut self.apps[ai].spec).instances = n;
         self.wait(request, "scaled", &format!("{name} to {n}"), touched, goal);
         self.progress(now);
     }
@@ -576,7 +589,7 @@ impl Core {
         for id in ids {
             if let Some(slot) = self.slots.get(&id) {
                 for p in [&slot.proc, &slot.next].into_iter().flatten() {
-                    if p.alive() {
+                    if p.main_alive() {
                         self.actions.push_back(Action::Forward {
                             pid: p.pid,
                             signal: signal as i32,
@@ -621,10 +634,7 @@ impl Core {
                 .map(|a| a.slots.clone())
                 .unwrap_or_default();
             for id in ids {
-                self.stop_for_good(id, now);
-                if let Some(slot) = self.slots.get_mut(&id) {
-                    slot.deleting = true;
-                }
+                self.stop_and_forget(id, now);
                 gone.push(id);
             }
         }
@@ -634,24 +644,22 @@ impl Core {
                     added.push(spec.name.clone());
                     self.add_app(spec);
                 }
-                Some(ai) if self.apps[ai].spec != spec => {
+                Some(ai) if *self.apps[ai].spec != spec => {
                     changed.push(spec.name.clone());
                     // The shell arms the new schedule from the new expression.
                     self.apps[ai].cron_at = None;
                     let old_n = self.apps[ai].slots.len() as u32;
                     let n = spec.instances;
-                    self.apps[ai].spec = spec.clone();
+                    self.apps[ai].spec = Arc::new(spec.clone());
                     if n > old_n {
                         for index in old_n..n {
-                            let id = self.add_slot(index, &spec.name);
+                            let id = self.add_slot(index, &spec.name, ai);
                             self.apps[ai].slots.push(id);
+                            self.apps[ai].awaiting.insert(id);
                         }
                     } else if n < old_n {
                         for id in self.apps[ai].slots.split_off(n as usize) {
-                            self.stop_for_good(id, now);
-                            if let Some(slot) = self.slots.get_mut(&id) {
-                                slot.deleting = true;
-                            }
+                            self.stop_and_forget(id, now);
                             gone.push(id);
                         }
                     }
@@ -726,22 +734,47 @@ impl Core {
 
     /// Forgets deleted slots whose process is gone, and apps left without slots.
     pub(super) fn remove_deleted(&mut self) {
+        if self.deleting.is_empty() {
+            return;
+        }
         let gone: Vec<SlotId> = self
-            .slots
-            .values()
-            .filter(|s| s.deleting && !s.has_process())
-            .map(|s| s.id)
+            .deleting
+            .iter()
+            .copied()
+            .filter(|id| self.slots.get(id).is_none_or(|s| !s.has_process()))
             .filter(|id| !self.draining.iter().any(|(d, _)| d == id))
             .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let gone_set: std::collections::HashSet<SlotId> = gone.iter().copied().collect();
         for id in &gone {
             self.slots.remove(id);
+            self.deleting.remove(id);
         }
+        self.slots_removed += gone.len() as u64;
         for app in &mut self.apps {
-            app.slots.retain(|id| !gone.contains(id));
+            app.slots.retain(|id| !gone_set.contains(id));
+            app.awaiting.retain(|id| !gone_set.contains(id));
         }
+        let before = self.apps.len();
         let slots = &self.slots;
         self.apps
             .retain(|a| !a.slots.is_empty() || slots.values().any(|s| s.app == a.spec.name));
+        if self.apps.len() != before {
+            // Apps moved in `apps`: point every slot at its app's new place.
+            let places: HashMap<String, usize> = self
+                .apps
+                .iter()
+                .enumerate()
+                .map(|(ix, a)| (a.spec.name.clone(), ix))
+                .collect();
+            for slot in self.slots.values_mut() {
+                if let Some(ix) = places.get(&slot.app) {
+                    slot.app_ix = *ix;
+                }
+            }
+        }
     }
 
     /// Answers the requests whose goal is reached.

@@ -59,7 +59,7 @@ impl Core {
     fn forward_number(&mut self, signal: i32) {
         for slot in self.slots.values() {
             for p in [&slot.proc, &slot.next].into_iter().flatten() {
-                if p.alive() {
+                if p.main_alive() {
                     self.actions
                         .push_back(Action::Forward { pid: p.pid, signal });
                 }

@@ -1431,3 +1431,156 @@ fn without_any_memory_limit_there_is_no_memory_deadline() {
     assert!(w.core.memory_to_measure(w.now).is_empty());
     assert_eq!(w.core.next_deadline(), None);
 }
+
+/// The nearest deadline found by walking every slot, as `next_deadline` once did: the
+/// queue must always agree with it.
+fn deadline_by_scan(core: &Core) -> Option<Instant> {
+    let slots = core.slots().filter_map(deadlines::slot_deadline);
+    let draining = core
+        .draining
+        .iter()
+        .filter_map(|(_, p)| p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
+    let apps = core
+        .apps
+        .iter()
+        .filter(|_| !core.shutting_down)
+        .flat_map(|a| [a.cron_at, a.watch_at])
+        .flatten();
+    slots.chain(draining).chain(apps).min()
+}
+
+#[test]
+fn the_deadline_queue_agrees_with_a_walk_over_every_slot() {
+    let mut a = cluster("api", 6);
+    a.listen_timeout = Duration::from_secs(3);
+    a.kill_timeout = Duration::from_secs(2);
+    let mut b = app("job");
+    b.instances = 4;
+    b.restart_delay = Duration::from_millis(700);
+    let mut w = World::new(vec![a, b]);
+    let check = |w: &World, when: &str| {
+        assert_eq!(w.core.next_deadline(), deadline_by_scan(&w.core), "{when}");
+    };
+    check(&w, "after start: ready deadlines of api, none for job");
+    let pids: Vec<i32> = (0..6).filter_map(|s| w.pid(s)).collect();
+    for (i, pid) in pids.iter().enumerate().take(3) {
+        w.now += Duration::from_millis(100 * i as u64);
+        w.core.ready(*pid, w.now);
+        w.pump();
+        check(&w, "some api instances ready");
+    }
+    // job's instances crash at different moments: restart deadlines in between.
+    for s in 6..10 {
+        let pid = w.pid(s).unwrap();
+        w.now += Duration::from_millis(50);
+        w.exit(pid, ExitKind::Code(1));
+        check(&w, "a job instance waits to restart");
+    }
+    for step in 0..40 {
+        w.advance(Duration::from_millis(100));
+        check(&w, &format!("step {step}"));
+    }
+    w.core.request_reload(1, "api", w.now);
+    w.pump();
+    check(&w, "reload under way");
+    w.core.shutdown(false, w.now);
+    w.pump();
+    check(&w, "stopping: kill deadlines");
+    w.advance(Duration::from_secs(1));
+    check(&w, "stopping, one second later");
+    w.advance(Duration::from_secs(2));
+    check(&w, "every kill sent");
+    assert!(w.log.iter().any(|a| matches!(a, Action::Kill { .. })));
+}
+
+#[test]
+fn a_thousand_instances_start_reload_and_stop() {
+    let mut w = World::new(vec![cluster("api", 1000)]);
+    let spawns = |w: &World| w.count(|a| matches!(a, Action::Spawn { .. }));
+    assert_eq!(spawns(&w), 1000);
+    for s in 0..1000 {
+        let pid = w.pid(s).unwrap();
+        w.core.ready(pid, w.now);
+    }
+    w.pump();
+    assert_eq!(
+        w.core.all_online(),
+        (true, "1000/1000 instances online".into())
+    );
+    assert_eq!(w.core.next_deadline(), None, "nothing is timed once online");
+    w.core.request_reload(1, "api", w.now);
+    w.pump();
+    // Each replacement is ready at once; its old process stops and exits.
+    for s in 0..1000 {
+        let new = w.core.slot(s).unwrap().next.as_ref().unwrap().pid;
+        w.core.ready(new, w.now);
+        w.pump();
+        let old = w.log.iter().rev().find_map(|a| match a {
+            Action::Stop { pid, .. } => Some(*pid),
+            _ => None,
+        });
+        w.exit(old.unwrap(), ExitKind::Signal(15));
+    }
+    assert_eq!(spawns(&w), 2000);
+    assert!(replies(&w).iter().any(|(id, ok, _)| *id == 1 && *ok));
+    assert_eq!(w.core.next_deadline(), None);
+    w.core.shutdown(false, w.now);
+    w.pump();
+    let pids: Vec<i32> = (0..1000).filter_map(|s| w.pid(s)).collect();
+    for pid in pids {
+        w.exit(pid, ExitKind::Signal(15));
+    }
+    assert_eq!(w.exit_action(), Some(0));
+}
+
+#[test]
+fn removing_an_app_keeps_every_other_slot_pointing_at_its_own_app() {
+    let mut a = app("first");
+    a.instances = 2;
+    let mut b = app("second");
+    b.restart_delay = Duration::from_millis(300);
+    let mut w = World::new(vec![a.clone(), b.clone()]);
+    w.core.apply(1, vec![b.clone()], w.now);
+    w.pump();
+    for s in 0..2 {
+        let pid = w.pid(s).unwrap();
+        w.exit(pid, ExitKind::Signal(15));
+    }
+    assert_eq!(w.core.apps().len(), 1);
+    assert_eq!(w.core.spec_of(2).map(|s| s.name.as_str()), Some("second"));
+    // Its own restart policy still applies (found through the app's new place).
+    let pid = w.pid(2).unwrap();
+    w.exit(pid, ExitKind::Code(1));
+    assert_eq!(w.status(2), Status::WaitingRestart);
+    w.advance(Duration::from_millis(300));
+    assert_eq!(w.status(2), Status::Online);
+    // A new app added later lands after it and finds its own spec too.
+    let mut c = app("third");
+    c.instances = 1;
+    w.core.apply(2, vec![b, c], w.now);
+    w.pump();
+    let third = w.core.slots().find(|s| s.app == "third").unwrap().id;
+    assert_eq!(
+        w.core.spec_of(third).map(|s| s.name.as_str()),
+        Some("third")
+    );
+    assert_eq!(w.status(third), Status::Online);
+}
+
+#[test]
+fn scaling_down_leaves_no_deadline_of_a_forgotten_slot() {
+    let mut a = app("web");
+    a.instances = 3;
+    a.kill_timeout = Duration::from_secs(5);
+    let mut w = World::new(vec![a]);
+    w.core.request_scale(1, "web", 1, w.now);
+    w.pump();
+    assert_eq!(w.core.next_deadline(), Some(w.now + Duration::from_secs(5)));
+    for s in 1..3 {
+        let pid = w.pid(s).unwrap();
+        w.exit(pid, ExitKind::Signal(15));
+    }
+    assert_eq!(w.core.slots().count(), 1);
+    assert_eq!(w.core.next_deadline(), None);
+    assert_eq!(deadline_by_scan(&w.core), None);
+}

@@ -99,6 +99,8 @@ pub struct Supervisor {
     followers: HashMap<RequestId, Vec<ConnId>>,
     next_request: RequestId,
     metrics: metrics::Metrics,
+    /// `Core::slots_removed` when the log rings were last pruned.
+    rings_pruned_at: u64,
     listeners: Listeners,
     probes: probes::Probes,
     health: health::HealthChecks,
@@ -188,6 +190,7 @@ impl Supervisor {
             followers: HashMap::new(),
             next_request: 1,
             metrics: metrics::Metrics::default(),
+            rings_pruned_at: 0,
             listeners: opts.listeners,
             probes: probes::Probes::new(),
             health: health::HealthChecks::default(),
@@ -838,7 +841,12 @@ impl Supervisor {
     fn spawn(&mut self, id: crate::core::SlotId, role: Role) {
         let now = Instant::now();
         let core = &self.core;
-        self.output.recent.retain(|i| core.slot(i).is_some());
+        // Pruned only after slots were removed: a walk over every ring per spawn made
+        // starting N instances cost N².
+        if core.slots_removed() != self.rings_pruned_at {
+            self.rings_pruned_at = core.slots_removed();
+            self.output.recent.retain(|i| core.slot(i).is_some());
+        }
         let (Some(slot), Some(spec)) = (self.core.slot(id), self.core.spec_of(id)) else {
             return;
         };
