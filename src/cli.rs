@@ -102,31 +102,63 @@ const VALUED: &[&str] = &["--env", "--only", "--socket"];
 
 /// Parses argv (without argv[0]). Errors are one line for the usage message.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
-    use lexopt::prelude::*;
-    // Everything after the first `--` that is not an option's value is PROGRAM and its
-    // arguments, passed on untouched (they may look like options, or not be UTF-8).
-    let mut split = None;
+    let (ours, program) = split_program(args);
+    let opts = match read_options(ours)? {
+        Read::Options(opts) => opts,
+        Read::Done(invocation) => return Ok(invocation),
+    };
+    let command = match program {
+        Some(program) => single(&opts.positional, program)?,
+        None => subcommand(opts.positional, &opts.flags)?,
+    };
+    Ok(Invocation {
+        global: opts.global,
+        command,
+    })
+}
+
+/// Everything after the first `--` that is not an option's value is PROGRAM and its
+/// arguments, passed on untouched (they may look like options, or not be UTF-8).
+fn split_program(args: Vec<OsString>) -> (Vec<OsString>, Option<Vec<OsString>>) {
     let mut i = 0;
     while i < args.len() {
         let a = args[i].to_str().unwrap_or("");
         if a == "--" {
-            split = Some(i);
-            break;
+            return (args[..i].to_vec(), Some(args[i + 1..].to_vec()));
         }
         i += if VALUED.contains(&a) { 2 } else { 1 };
     }
-    let (ours, program) = match split {
-        Some(i) => (args[..i].to_vec(), Some(args[i + 1..].to_vec())),
-        None => (args, None),
-    };
+    (args, None)
+}
 
+/// Options of one subcommand, checked against the subcommand once it is known.
+#[derive(Default)]
+struct Flags {
+    json: bool,
+    lines: Option<usize>,
+    follow: bool,
+    stream: Option<&'static str>,
+}
+
+/// The options and words before any `--`.
+struct Options {
+    global: Global,
+    positional: Vec<String>,
+    flags: Flags,
+}
+
+enum Read {
+    Options(Options),
+    /// `--help` or `--version`: nothing else matters.
+    Done(Invocation),
+}
+
+fn read_options(ours: Vec<OsString>) -> Result<Read, String> {
+    use lexopt::prelude::*;
     let mut parser = lexopt::Parser::from_args(ours);
     let mut global = Global::default();
     let mut positional: Vec<String> = Vec::new();
-    let mut json = false;
-    let mut lines: Option<usize> = None;
-    let mut follow = false;
-    let mut stream: Option<&'static str> = None;
+    let mut flags = Flags::default();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("env") => global.env = Some(value_string(&mut parser, "--env")?),
@@ -142,28 +174,24 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             Long("socket") => {
                 global.socket = Some(PathBuf::from(parser.value().map_err(|e| e.to_string())?))
             }
-            Long("json") => json = true,
+            Long("json") => flags.json = true,
             Long("lines") | Short('n') => {
                 let v = value_string(&mut parser, "--lines")?;
-                lines = Some(
+                flags.lines = Some(
                     v.parse()
                         .map_err(|_| format!("--lines must be a whole number, not `{v}`"))?,
                 );
             }
-            Long("follow") | Short('f') => follow = true,
-            Long("out") => stream = Some("out"),
-            Long("err") => stream = Some("err"),
+            Long("follow") | Short('f') => flags.follow = true,
+            Long("out") => flags.stream = Some("out"),
+            Long("err") => flags.stream = Some("err"),
             Short('h') | Long("help") => {
-                return Ok(Invocation {
-                    global,
-                    command: Command::Help,
-                })
+                let command = Command::Help;
+                return Ok(Read::Done(Invocation { global, command }));
             }
             Short('V') | Long("version") => {
-                return Ok(Invocation {
-                    global,
-                    command: Command::Version,
-                })
+                let command = Command::Version;
+                return Ok(Read::Done(Invocation { global, command }));
             }
             Value(v) => positional.push(
                 v.into_string()
@@ -172,22 +200,28 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             other => return Err(other.unexpected().to_string()),
         }
     }
+    Ok(Read::Options(Options {
+        global,
+        positional,
+        flags,
+    }))
+}
 
-    if let Some(mut program) = program {
-        if !positional.is_empty() {
-            return Err(format!("unexpected argument '{}' before --", positional[0]));
-        }
-        if program.is_empty() {
-            return Err("missing PROGRAM after --".into());
-        }
-        let args = program.split_off(1);
-        let program = program.remove(0);
-        return Ok(Invocation {
-            global,
-            command: Command::Single { program, args },
-        });
+/// `runner [OPTIONS] -- PROGRAM ARGS...`.
+fn single(positional: &[String], mut program: Vec<OsString>) -> Result<Command, String> {
+    if let Some(first) = positional.first() {
+        return Err(format!("unexpected argument '{first}' before --"));
     }
+    if program.is_empty() {
+        return Err("missing PROGRAM after --".into());
+    }
+    let args = program.split_off(1);
+    let program = program.remove(0);
+    Ok(Command::Single { program, args })
+}
 
+/// The subcommand the words name (none or a file: supervise), with its arguments.
+fn subcommand(positional: Vec<String>, flags: &Flags) -> Result<Command, String> {
     let mut pos = positional.into_iter();
     let first = pos.next();
     let rest: Vec<String> = pos.collect();
@@ -200,21 +234,23 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             Ok(())
         }
     };
-    if json && first.as_deref() != Some("list") {
+    let at_most_one = || match rest.get(1) {
+        Some(extra) => Err(format!("unexpected argument '{extra}'")),
+        None => Ok(()),
+    };
+    if flags.json && first.as_deref() != Some("list") {
         return Err("--json goes with list".into());
     }
-    let logs_opts = lines.is_some() || follow || stream.is_some();
+    let logs_opts = flags.lines.is_some() || flags.follow || flags.stream.is_some();
     if logs_opts && first.as_deref() != Some("logs") {
         return Err("--lines, --follow, --out and --err go with logs".into());
     }
-    let command = match first.as_deref() {
+    Ok(match first.as_deref() {
         None => Command::Supervise {
             file: PathBuf::from(DEFAULT_FILE),
         },
         Some("check") => {
-            if rest.len() > 1 {
-                return Err(format!("unexpected argument '{}'", rest[1]));
-            }
+            at_most_one()?;
             Command::Check {
                 file: rest
                     .first()
@@ -223,7 +259,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
         }
         Some("list") => {
             exact(0, "")?;
-            Command::List { json }
+            Command::List { json: flags.json }
         }
         Some("status") => {
             exact(0, "")?;
@@ -255,14 +291,14 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
             }
         }
         Some("logs") => {
-            if rest.len() > 1 {
-                return Err(format!("unexpected argument '{}'", rest[1]));
-            }
+            at_most_one()?;
             Command::Logs {
                 target: rest.first().cloned().unwrap_or_else(|| "all".to_string()),
-                lines: lines.unwrap_or(crate::control::protocol::DEFAULT_LOG_LINES),
-                follow,
-                stream: stream.map(String::from),
+                lines: flags
+                    .lines
+                    .unwrap_or(crate::control::protocol::DEFAULT_LOG_LINES),
+                follow: flags.follow,
+                stream: flags.stream.map(String::from),
             }
         }
         Some("import") => {
@@ -279,8 +315,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation, String> {
                 file: PathBuf::from(file),
             }
         }
-    };
-    Ok(Invocation { global, command })
+    })
 }
 
 fn value_string(parser: &mut lexopt::Parser, name: &str) -> Result<String, String> {

@@ -440,3 +440,48 @@ fn treekill_false_signals_only_the_main_process() {
         send_signal(child, "KILL");
     }
 }
+
+#[test]
+fn runner_answers_and_reaps_while_it_waits_for_leftovers_before_exiting() {
+    // Two daemons outlive their treekill = false app; once the app has stopped, runner's
+    // last sweep sends them SIGTERM. One exits, the other ignores it and asks runner for
+    // `list` meanwhile: the wait for it is a deadline of the loop, not a sleep, so the
+    // list is answered and the other daemon reaped before its SIGKILL.
+    let d = TestDir::new("sweep");
+    let sock = d.p("runner.sock");
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"left\"\nscript = {}\nargs = [{}, {}, {}]\n\
+         treekill = false\nautorestart = false\n",
+        q(&app("leftovers.py")),
+        q(&d.p("")),
+        q(RUNNER),
+        q(&sock)
+    ));
+    let mut p = runner_eco(&d, &["--socket", &sock]);
+    let quitter: i32 = d.wait_file("quitter.pid").trim().parse().unwrap();
+    let stubborn: i32 = d.wait_file("stubborn.pid").trim().parse().unwrap();
+    p.signal("TERM");
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+    let list = d.read("list");
+    let (code, json) = list.split_once('\n').unwrap_or((&list, ""));
+    assert_eq!(
+        code,
+        "0",
+        "list during the sweep failed: {list}\n{}",
+        p.dump()
+    );
+    assert!(json.contains("\"left\""), "{list}");
+    assert!(
+        d.exists("reaped"),
+        "the quitter was not reaped during the sweep"
+    );
+    assert!(
+        p.stderr().contains("stopping 2 leftover process(es)"),
+        "{}",
+        p.dump()
+    );
+    assert!(
+        !alive(quitter) && !alive(stubborn),
+        "a leftover survived runner"
+    );
+}

@@ -150,7 +150,58 @@ pub(crate) fn build(
     profile: Option<&str>,
 ) -> Built {
     let label = label(table, index);
+    let (fields, profiles) = read_fields(ctx, table, &label);
+    let mut spec = AppSpec::with_defaults(&label, PathBuf::new(), Vec::new(), ctx.dir.clone());
+    let (name, name_span) = app_name(ctx, &fields, &header);
+    if let Some(n) = &name {
+        spec.name = n.clone();
+    }
+    let cwd_ok = place(ctx, &fields, &mut spec);
+    // Before the environment: env files are read with the app's rights.
+    identity(ctx, &fields, &mut spec);
+    spec.env = environment(
+        ctx,
+        fields.get("env_file"),
+        fields.get("env"),
+        &profiles,
+        profile,
+        spec.credentials.as_ref(),
+    );
+    let script = script(ctx, &fields, &header, &label);
+    program_and_argv(ctx, &fields, &mut spec, script, cwd_ok);
+    instances_and_mode(ctx, &fields, &mut spec);
+    readiness(ctx, &fields, &mut spec);
+    spec.health_check = health_check(ctx, |k| fields.get(k));
+    let (deps, deps_span) = dependencies(ctx, &fields, &mut spec, &header);
+    stopping(ctx, &fields, &mut spec);
+    restart_policy(ctx, &fields, &mut spec);
+    output(ctx, &fields, &mut spec);
+    schedules(ctx, &fields, &mut spec);
+    Built {
+        spec,
+        name,
+        name_span,
+        deps,
+        deps_span,
+    }
+}
 
+/// The keys of one app table by canonical name, each set once.
+struct Fields<'t, 'i>(BTreeMap<&'static str, Field<'t, 'i>>);
+
+impl<'t, 'i> Fields<'t, 'i> {
+    fn get(&self, k: &str) -> Option<&'t Val<'i>> {
+        self.0.get(k).map(|f| f.value)
+    }
+}
+
+/// Sorts the table's keys into known fields (reporting a key set twice under two
+/// spellings), `env_*` profiles, PM2 options runner ignores, and unknown keys.
+fn read_fields<'t, 'i>(
+    ctx: &mut Ctx,
+    table: &'t DeTable<'i>,
+    label: &str,
+) -> (Fields<'t, 'i>, Vec<(&'t str, &'t Val<'i>)>) {
     let mut entries: Vec<_> = table.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
     let mut fields: BTreeMap<&'static str, Field> = BTreeMap::new();
@@ -188,11 +239,16 @@ pub(crate) fn build(
             }
         }
     }
-    let get = |k: &str| fields.get(k).map(|f| f.value);
+    (Fields(fields), profiles)
+}
 
-    let mut spec = AppSpec::with_defaults(&label, PathBuf::new(), Vec::new(), ctx.dir.clone());
-
-    // Name: explicit, else the script's stem.
+/// Explicit, else the script's stem; and where to point for name problems.
+fn app_name(
+    ctx: &mut Ctx,
+    fields: &Fields,
+    header: &Range<usize>,
+) -> (Option<String>, Range<usize>) {
+    let get = |k: &str| fields.get(k);
     let mut name = None;
     let mut name_span = header.clone();
     if let Some(v) = get("name") {
@@ -202,7 +258,7 @@ pub(crate) fn build(
         let n = program::default_name(s);
         if n.is_empty() {
             ctx.error(
-                &header,
+                header,
                 "this app has no `name` and none can be derived from `script`",
             );
         } else {
@@ -215,10 +271,12 @@ pub(crate) fn build(
             name = None;
         }
     }
-    if let Some(n) = &name {
-        spec.name = n.clone();
-    }
+    (name, name_span)
+}
 
+/// `namespace` and `cwd`; false when `cwd` is unusable (the program is then not resolved).
+fn place(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) -> bool {
+    let get = |k: &str| fields.get(k);
     if let Some(v) = get("namespace") {
         if let Some(ns) = ctx.nonempty("namespace", v) {
             match check_target_name("a namespace", &ns) {
@@ -245,7 +303,12 @@ pub(crate) fn build(
         }
     }
 
-    // Identity (before the environment: env files are read with the app's rights).
+    cwd_ok
+}
+
+/// `uid` and `gid`.
+fn identity(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     let uid = get("uid").and_then(|v| id(ctx, "uid", v).map(|i| (i, v.span())));
     let gid = get("gid").and_then(|v| id(ctx, "gid", v).map(|i| (i, v.span())));
     if uid.is_some() || gid.is_some() {
@@ -263,24 +326,35 @@ pub(crate) fn build(
             }
         }
     }
+}
 
-    spec.env = environment(
-        ctx,
-        get("env_file"),
-        get("env"),
-        &profiles,
-        profile,
-        spec.credentials.as_ref(),
-    );
-
-    // Program and argv.
-    let script = match get("script") {
+/// `script` and its span; None (reported) when it is missing or empty.
+fn script(
+    ctx: &mut Ctx,
+    fields: &Fields,
+    header: &Range<usize>,
+    label: &str,
+) -> Option<(String, Range<usize>)> {
+    let get = |k: &str| fields.get(k);
+    match get("script") {
         Some(v) => ctx.nonempty("script", v).map(|s| (s, v.span())),
         None => {
-            ctx.error(&header, format!("app `{label}` has no `script`"));
+            ctx.error(header, format!("app `{label}` has no `script`"));
             None
         }
-    };
+    }
+}
+
+/// The program to exec and its argv: `script`, `args`, `interpreter`, `interpreter_args`
+/// (each checked even when the program cannot be resolved, so every error is reported).
+fn program_and_argv(
+    ctx: &mut Ctx,
+    fields: &Fields,
+    spec: &mut AppSpec,
+    script: Option<(String, Range<usize>)>,
+    cwd_ok: bool,
+) {
+    let get = |k: &str| fields.get(k);
     let args = get("args")
         .and_then(|v| ctx.words("args", v).map(Some))
         .unwrap_or(None);
@@ -312,7 +386,7 @@ pub(crate) fn build(
                 spec.node_ipc = p.node_ipc;
                 let interpreted = p.interpreted;
                 if !interpreter_args.is_empty() && !interpreted {
-                    if let Some(f) = fields.get("interpreter_args") {
+                    if let Some(f) = fields.0.get("interpreter_args") {
                         ctx.warn(
                             &f.key_span,
                             format!(
@@ -332,8 +406,11 @@ pub(crate) fn build(
             }
         }
     }
+}
 
-    // Instances and cluster mode.
+/// `instances`, `listen`, `exec_mode`, `instance_var`, `increment_var`.
+fn instances_and_mode(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     if let Some(v) = get("instances") {
         if let Some(n) = instances(ctx, v) {
             spec.instances = n;
@@ -401,8 +478,11 @@ pub(crate) fn build(
             }
         }
     }
+}
 
-    // Readiness.
+/// `wait_ready`, `listen_timeout`, `ready_check`, `watchdog`.
+fn readiness(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     if let Some(b) = get("wait_ready").and_then(|v| ctx.boolean("wait_ready", v)) {
         spec.wait_ready = b;
     }
@@ -429,11 +509,16 @@ pub(crate) fn build(
         // 0 disables, as systemd's WatchdogSec=0 does.
         spec.watchdog = (!d.is_zero()).then_some(d);
     }
+}
 
-    // Liveness.
-    spec.health_check = health_check(ctx, get);
-
-    // Dependencies (checked across apps by the caller).
+/// `depends_on` (checked across apps by the caller) and `critical`.
+fn dependencies(
+    ctx: &mut Ctx,
+    fields: &Fields,
+    spec: &mut AppSpec,
+    header: &Range<usize>,
+) -> (Vec<(String, Range<usize>)>, Range<usize>) {
+    let get = |k: &str| fields.get(k);
     let mut deps = Vec::new();
     let mut deps_span = header.clone();
     if let Some(v) = get("depends_on") {
@@ -453,7 +538,12 @@ pub(crate) fn build(
         spec.critical = b;
     }
 
-    // Stopping.
+    (deps, deps_span)
+}
+
+/// `kill_signal`, `kill_timeout`, `treekill`.
+fn stopping(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     if let Some(v) = get("kill_signal") {
         let text = match v.get_ref() {
             DeValue::String(s) => Some(s.to_string()),
@@ -487,8 +577,12 @@ pub(crate) fn build(
     if let Some(b) = get("treekill").and_then(|v| ctx.boolean("treekill", v)) {
         spec.treekill = b;
     }
+}
 
-    // Restart policy.
+/// `autorestart`, `stop_exit_codes`, `min_uptime`, `max_restarts`, the delays and
+/// `max_memory_restart`.
+fn restart_policy(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     if let Some(b) = get("autorestart").and_then(|v| ctx.boolean("autorestart", v)) {
         spec.autorestart = b;
     }
@@ -519,12 +613,15 @@ pub(crate) fn build(
             None => {}
         }
     }
+}
 
-    // Output.
+/// Log files and how lines are decorated and merged.
+fn output(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     spec.out_file =
-        get("out_file").and_then(|v| log_path(ctx, fields_written(&fields, "out_file"), v));
+        get("out_file").and_then(|v| log_path(ctx, fields_written(fields, "out_file"), v));
     spec.error_file =
-        get("error_file").and_then(|v| log_path(ctx, fields_written(&fields, "error_file"), v));
+        get("error_file").and_then(|v| log_path(ctx, fields_written(fields, "error_file"), v));
     if let Some(b) = get("log_prefix").and_then(|v| ctx.boolean("log_prefix", v)) {
         spec.log_prefix = b;
     }
@@ -541,30 +638,25 @@ pub(crate) fn build(
     if let Some(b) = get("merge_logs").and_then(|v| ctx.boolean("merge_logs", v)) {
         spec.merge_logs = b;
     }
+}
 
-    // Restarts on a schedule and on file changes.
+/// Restarts on a schedule (`cron_restart`) and on file changes (`watch`).
+fn schedules(ctx: &mut Ctx, fields: &Fields, spec: &mut AppSpec) {
+    let get = |k: &str| fields.get(k);
     if let Some(v) = get("cron_restart") {
         spec.cron_restart = cron_restart(ctx, v);
     }
     spec.watch = watch(
         ctx,
-        &spec,
+        spec,
         get("watch"),
         get("ignore_watch"),
         get("watch_delay"),
     );
-
-    Built {
-        spec,
-        name,
-        name_span,
-        deps,
-        deps_span,
-    }
 }
 
-fn fields_written<'a>(fields: &BTreeMap<&'static str, Field<'a, '_>>, k: &'static str) -> &'a str {
-    fields.get(k).map_or(k, |f| f.written)
+fn fields_written<'a>(fields: &Fields<'a, '_>, k: &'static str) -> &'a str {
+    fields.0.get(k).map_or(k, |f| f.written)
 }
 
 /// What to call the app in messages before its name is validated.

@@ -1,5 +1,10 @@
 //! How many CPUs runner may really use: the affinity mask and the cgroup CPU quota, not
 //! the host's count (a container limited to 2 CPUs on a 64-core host gets 2 instances).
+//!
+//! Why not only `std::thread::available_parallelism`, which reads the same sources: it
+//! rounds a fractional quota down (1.5 CPUs → 1), and `instances = "max"` rounds it up
+//! (→ 2 workers), so that a pod limited to 1500m uses all of its quota instead of
+//! two thirds of it. The rounding needs the quota itself, hence the cgroup reading here.
 
 use std::fs;
 use std::path::{Component, Path, PathBuf};

@@ -467,6 +467,8 @@ impl<'a> AppOut<'a> {
     }
 }
 
+/// One PM2 app object as a `[[apps]]` table: the keys in the order the loader reads its
+/// sections, then what could not be converted (as comments), then the env profiles.
 fn convert_app(app: &Map<String, Value>, out: &mut String) {
     let mut a = AppOut {
         app,
@@ -474,12 +476,29 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         lines: Vec::new(),
         notes: Vec::new(),
     };
+    let interpreter = convert_program(&mut a);
+    let env = collect_env(&mut a, interpreter.as_deref());
+    let (instances, cluster) = convert_instances(&mut a, interpreter.as_deref());
+    convert_all(&mut a, READINESS_AND_STOPPING);
+    convert_all(&mut a, RESTART_POLICY);
+    a.map("uid", &["uid", "user"], "a user name or number", id);
+    a.map("gid", &["gid"], "a group name or number", id);
+    convert_output(&mut a, cluster, instances.as_ref());
+    convert_all(&mut a, SCHEDULES);
+    for &key in RUNNER_ONLY {
+        a.map(key, &[key], "a TOML value", any);
+    }
+    note_unconverted(&mut a);
+    write_app(out, &a, &env);
+}
 
+/// `name`, `namespace`, `script`, `args`, the interpreter and its arguments, `cwd`;
+/// returns the interpreter: the one given, else the one PM2 would pick for the script.
+fn convert_program(a: &mut AppOut) -> Option<String> {
     a.map("name", &["name"], "a string", string);
     a.map("namespace", &["namespace"], "a string", string);
     let script = a.map("script", &["script", "exec"], "a string", string);
     a.map("args", &["args"], "a string or an array", string_or_array);
-
     let interpreter = match a.map(
         "interpreter",
         &["exec_interpreter", "interpreter"],
@@ -495,9 +514,8 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
             }
             Some(s)
         }
-        _ => default_interpreter(&mut a, script.as_ref()),
+        _ => default_interpreter(a, script.as_ref()),
     };
-
     a.map(
         "interpreter_args",
         &["node_args", "interpreter_args", "interpreterArgs"],
@@ -505,73 +523,107 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         string_or_array,
     );
     a.map("cwd", &["cwd"], "a string", string);
+    interpreter
+}
 
-    let env = collect_env(&mut a, interpreter.as_deref());
-
+/// `instances`, `exec_mode`, `instance_var`, `increment_var`; returns the instances
+/// value and whether the app became a cluster app.
+fn convert_instances(a: &mut AppOut, interpreter: Option<&str>) -> (Option<toml::Value>, bool) {
     let instances = a.map(
         "instances",
         &["instances"],
         "an integer or \"max\"",
         instances,
     );
-    let cluster = convert_exec_mode(&mut a, instances.as_ref(), interpreter.as_deref());
-
+    let cluster = convert_exec_mode(a, instances.as_ref(), interpreter);
     a.map("instance_var", &["instance_var"], "a string", string);
     a.map("increment_var", &["increment_var"], "a string", string);
-    a.map("wait_ready", &["wait_ready"], "true or false", boolean);
-    a.map(
-        "listen_timeout",
-        &["listen_timeout"],
-        "milliseconds or a duration string",
-        duration,
-    );
-    a.map("kill_signal", &["kill_signal"], "a signal name", signal);
-    a.map(
-        "kill_timeout",
-        &["kill_timeout"],
-        "milliseconds or a duration string",
-        duration,
-    );
-    a.map("treekill", &["treekill"], "true or false", boolean);
-    a.map("autorestart", &["autorestart"], "true or false", boolean);
-    a.map(
+    (instances, cluster)
+}
+
+/// A key converted one to one: runner's name, PM2's names (its own first, aliases after),
+/// what PM2 expects (for the comment when the value is not that), the conversion.
+type OneToOne = (
+    &'static str,
+    &'static [&'static str],
+    &'static str,
+    fn(&Value) -> Option<toml::Value>,
+);
+
+const MS: &str = "milliseconds or a duration string";
+
+/// `wait_ready`, `listen_timeout`, `kill_signal`, `kill_timeout`, `treekill`.
+const READINESS_AND_STOPPING: &[OneToOne] = &[
+    ("wait_ready", &["wait_ready"], "true or false", boolean),
+    ("listen_timeout", &["listen_timeout"], MS, duration),
+    ("kill_signal", &["kill_signal"], "a signal name", signal),
+    ("kill_timeout", &["kill_timeout"], MS, duration),
+    ("treekill", &["treekill"], "true or false", boolean),
+];
+
+/// `autorestart`, `stop_exit_codes`, `min_uptime`, `max_restarts`, the delays and
+/// `max_memory_restart`.
+const RESTART_POLICY: &[OneToOne] = &[
+    ("autorestart", &["autorestart"], "true or false", boolean),
+    (
         "stop_exit_codes",
         &["stop_exit_codes"],
         "an integer or an array of integers",
         exit_codes,
-    );
-    a.map(
-        "min_uptime",
-        &["min_uptime"],
-        "milliseconds or a duration string",
-        duration,
-    );
-    a.map(
+    ),
+    ("min_uptime", &["min_uptime"], MS, duration),
+    (
         "max_restarts",
         &["max_restarts"],
         "a non-negative integer",
         count,
-    );
-    a.map(
-        "restart_delay",
-        &["restart_delay"],
-        "milliseconds or a duration string",
-        duration,
-    );
-    a.map(
+    ),
+    ("restart_delay", &["restart_delay"], MS, duration),
+    (
         "exp_backoff_restart_delay",
         &["exp_backoff_restart_delay"],
-        "milliseconds or a duration string",
+        MS,
         duration,
-    );
-    a.map(
+    ),
+    (
         "max_memory_restart",
         &["max_memory_restart"],
         "bytes or a size such as \"200M\"",
         size,
-    );
-    a.map("uid", &["uid", "user"], "a user name or number", id);
-    a.map("gid", &["gid"], "a group name or number", id);
+    ),
+];
+
+/// `cron_restart` and `watch`: restarts on a schedule and on file changes.
+const SCHEDULES: &[OneToOne] = &[
+    (
+        "cron_restart",
+        &["cron_restart", "cron"],
+        "a cron expression",
+        cron,
+    ),
+    (
+        "watch",
+        &["watch"],
+        "true, false, a path or an array of paths",
+        watch,
+    ),
+    (
+        "ignore_watch",
+        &["ignore_watch"],
+        "a string or an array of strings",
+        string_or_array,
+    ),
+    ("watch_delay", &["watch_delay"], MS, duration),
+];
+
+fn convert_all(a: &mut AppOut, keys: &[OneToOne]) {
+    for &(out_key, names, expected, f) in keys {
+        a.map(out_key, names, expected, f);
+    }
+}
+
+/// Log files (`log_file`, `disable_logs`), line decoration and PM2's merge default.
+fn convert_output(a: &mut AppOut, cluster: bool, instances: Option<&toml::Value>) {
     let out_file = a.map(
         "out_file",
         &["out_file", "out", "output", "out_log"],
@@ -584,11 +636,8 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         "a path",
         string,
     );
-    let log_file = convert_log_file(&mut a, out_file.is_some(), error_file.is_some());
-    convert_disable_logs(
-        &mut a,
-        out_file.is_some() || error_file.is_some() || log_file,
-    );
+    let log_file = convert_log_file(a, out_file.is_some(), error_file.is_some());
+    convert_disable_logs(a, out_file.is_some() || error_file.is_some() || log_file);
     a.map("time", &["time"], "true or false", boolean);
     a.map("log_date_format", &["log_date_format"], "a string", string);
     let merge = a.map(
@@ -598,39 +647,14 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         boolean,
     );
     if merge.is_none() && (out_file.is_some() || error_file.is_some() || log_file) {
-        pm2_merge_default(&mut a, cluster, instances.as_ref());
+        pm2_merge_default(a, cluster, instances);
     }
-    a.map(
-        "cron_restart",
-        &["cron_restart", "cron"],
-        "a cron expression",
-        cron,
-    );
-    a.map(
-        "watch",
-        &["watch"],
-        "true, false, a path or an array of paths",
-        watch,
-    );
-    a.map(
-        "ignore_watch",
-        &["ignore_watch"],
-        "a string or an array of strings",
-        string_or_array,
-    );
-    a.map(
-        "watch_delay",
-        &["watch_delay"],
-        "milliseconds or a duration string",
-        duration,
-    );
+}
 
-    for &key in RUNNER_ONLY {
-        a.map(key, &[key], "a TOML value", any);
-    }
-
-    // Everything not consumed above: PM2 options runner lacks, and unknown keys.
-    for (key, value) in app {
+/// Everything not consumed by the steps above, as comments: PM2 options runner lacks,
+/// and unknown keys.
+fn note_unconverted(a: &mut AppOut) {
+    for (key, value) in a.app {
         if a.used.contains(key.as_str()) {
             continue;
         }
@@ -646,7 +670,10 @@ fn convert_app(app: &Map<String, Value>, out: &mut String) {
         };
         a.notes.push(line);
     }
+}
 
+/// The `[[apps]]` table, then one `[apps.env_NAME]` table per profile.
+fn write_app(out: &mut String, a: &AppOut, env: &[EnvTable]) {
     out.push_str("[[apps]]\n");
     for line in a.lines.iter().chain(a.notes.iter()) {
         out.push_str(line);

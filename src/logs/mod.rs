@@ -82,7 +82,7 @@ pub use sink::{Sink, WriteMode};
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -245,37 +245,22 @@ impl Sinks {
 /// child (which clears close-on-exec there) and the parent drops it right after the spawn,
 /// so that EOF arrives when the instance's processes are gone.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: `fds` has room for the two fds.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both fds were just created and are owned by nobody else.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     // The read end's description is runner's alone (the child only gets the write end), so
     // O_NONBLOCK on it affects nobody else.
-    // SAFETY: plain fcntl on an fd we own.
-    let flags = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0
-        || unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
-    {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = OFlag::from_bits_retain(fcntl(&r, FcntlArg::F_GETFL)?);
+    fcntl(&r, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     Ok((r, w))
 }
 
 /// Reads what is available from a non-blocking pipe read end into `buf`: `Ok(0)` at EOF,
 /// `Err(WouldBlock)` when the pipe is empty. Retries on EINTR.
-pub fn read_pipe(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_pipe(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        // SAFETY: `buf` is valid for `buf.len()` bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match nix::unistd::read(fd.as_fd(), buf) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return Ok(other?),
         }
     }
 }
@@ -287,9 +272,13 @@ thread_local! {
 
 /// [`read_pipe`] into memory that need not be initialised; returns how many bytes of it
 /// now are.
+///
+/// libc's read, because nix's takes an initialised `&mut [u8]`: zeroing the 64 KiB chunk on
+/// every wake-up would cost more than the read and touch pages that otherwise stay unused.
 fn read_pipe_uninit(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
     loop {
-        // SAFETY: the buffer is valid for its length; read(2) only writes to it.
+        // SAFETY: the buffer is valid for writes of its length and read(2) writes at most
+        // that many bytes; `fd` is the stream's own open pipe.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
         if n >= 0 {
             return Ok(n as usize);

@@ -55,7 +55,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -98,6 +98,16 @@ impl Fd {
         match self {
             Fd::Owned(f) => f.as_raw_fd(),
             Fd::Shared(fd) => *fd,
+        }
+    }
+
+    fn borrow(&self) -> BorrowedFd<'_> {
+        match self {
+            Fd::Owned(f) => f.as_fd(),
+            // SAFETY: a shared fd is runner's stdout or stderr (a test's fd that outlives
+            // the sink in unit tests), which runner never closes; one that was not open
+            // when the sink was made got `WriteMode::Discard`, which never borrows it.
+            Fd::Shared(fd) => unsafe { BorrowedFd::borrow_raw(*fd) },
         }
     }
 }
@@ -154,8 +164,9 @@ impl Sink {
         };
         let identity = Some(ident(&st));
         let kind = st.st_mode & libc::S_IFMT;
-        // SAFETY: isatty only inspects the fd.
-        let tty = kind == libc::S_IFCHR && unsafe { libc::isatty(fd) } == 1;
+        // SAFETY: fstat just showed `fd` open, and the caller keeps it open (see Fd::borrow).
+        let open = unsafe { BorrowedFd::borrow_raw(fd) };
+        let tty = kind == libc::S_IFCHR && nix::unistd::isatty(open).unwrap_or(false);
         let (fd, mode) = if kind == libc::S_IFSOCK {
             (Fd::Shared(fd), WriteMode::Send)
         } else if kind == libc::S_IFIFO || tty {
@@ -346,13 +357,12 @@ impl Sink {
             }
             let len = self.chunk_len();
             let chunk = &self.buf[self.start..self.start + len];
-            let fd = self.fd.raw();
             let res = match self.mode {
                 WriteMode::Discard => Ok(len),
-                WriteMode::Direct | WriteMode::NonBlocking => write(fd, chunk),
-                WriteMode::Send => send(fd, chunk),
-                WriteMode::PollGuarded => match poll_out(fd, 0) {
-                    Ok(true) => write(fd, chunk),
+                WriteMode::Direct | WriteMode::NonBlocking => write(self.fd.borrow(), chunk),
+                WriteMode::Send => send(self.fd.raw(), chunk),
+                WriteMode::PollGuarded => match poll_out(self.fd.borrow(), 0) {
+                    Ok(true) => write(self.fd.borrow(), chunk),
                     Ok(false) => Err(io::ErrorKind::WouldBlock.into()),
                     Err(e) => Err(e),
                 },
@@ -408,9 +418,9 @@ impl Sink {
                 return false;
             }
             let wait = (deadline - now).min(Duration::from_millis(100));
-            let ms = wait.as_millis().clamp(1, 100) as libc::c_int;
+            let ms = wait.as_millis().clamp(1, 100) as u16;
             // Errors and timeouts alike: retry `flush`, which reports real errors.
-            let _ = poll_out(self.fd.raw(), ms);
+            let _ = poll_out(self.fd.borrow(), ms);
         }
     }
 
@@ -527,8 +537,7 @@ fn open_log(
 /// How to write to a file runner opened itself (so `O_NONBLOCK` is its own).
 fn mode_of(fd: &OwnedFd, meta: &std::fs::Metadata) -> WriteMode {
     let ft = meta.file_type();
-    // SAFETY: isatty only inspects the fd.
-    let tty = ft.is_char_device() && unsafe { libc::isatty(fd.as_raw_fd()) } == 1;
+    let tty = ft.is_char_device() && nix::unistd::isatty(fd).unwrap_or(false);
     if ft.is_fifo() || tty || ft.is_socket() {
         WriteMode::NonBlocking
     } else {
@@ -539,37 +548,33 @@ fn mode_of(fd: &OwnedFd, meta: &std::fs::Metadata) -> WriteMode {
 /// A new open file description of the pipe or terminal behind `fd`, with `O_NONBLOCK`, or
 /// None when that isn't possible or yields something else.
 fn reopen_private(fd: RawFd, st: &libc::stat) -> Option<OwnedFd> {
-    let path = format!("/proc/self/fd/{fd}\0");
-    // SAFETY: a NUL-terminated path; the result is checked.
-    let new = unsafe {
-        libc::open(
-            path.as_ptr().cast(),
-            libc::O_WRONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let path = format!("/proc/self/fd/{fd}");
+    let own = match nix::fcntl::open(path.as_str(), flags, nix::sys::stat::Mode::empty()) {
+        Ok(own) => own,
+        Err(e) => {
+            log::debug!("fd {fd}: can't reopen through /proc ({e}); using poll-guarded writes");
+            return None;
+        }
     };
-    if new < 0 {
-        log::debug!(
-            "fd {fd}: can't reopen through /proc ({}); using poll-guarded writes",
-            io::Error::last_os_error()
-        );
-        return None;
-    }
-    // SAFETY: `new` was just opened and is owned by nobody else.
-    let own = unsafe { OwnedFd::from_raw_fd(new) };
-    match fstat(new) {
+    match nix::sys::stat::fstat(&own) {
         Ok(n) if n.st_dev == st.st_dev && n.st_ino == st.st_ino => Some(own),
         _ => None,
     }
 }
 
+/// fstat of an fd number that may not be open (runner's stdout may have been closed by
+/// whoever started it): libc's, because nix needs a `BorrowedFd`, which must not be made
+/// of a closed number.
 fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: an all-zero stat is a valid value; fstat fills it or fails.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a valid out-pointer.
-    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid out-pointer; fstat fails with EBADF on a closed number.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(st)
+    // SAFETY: fstat succeeded, so it filled `st`.
+    Ok(unsafe { st.assume_init() })
 }
 
 /// (dev, ino) of a stat (the field types differ between targets).
@@ -578,46 +583,25 @@ fn ident(st: &libc::stat) -> (u64, u64) {
     (st.st_dev as u64, st.st_ino as u64)
 }
 
-fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` bytes.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    Ok(nix::unistd::write(fd, buf)?)
 }
 
 fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` bytes.
-    let n = unsafe {
-        libc::send(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    use nix::sys::socket::MsgFlags;
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    Ok(nix::sys::socket::send(fd, buf, flags)?)
 }
 
 /// Whether `fd` is writable (or in an error state a write will report) within `timeout_ms`.
-fn poll_out(fd: RawFd, timeout_ms: libc::c_int) -> io::Result<bool> {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if p.revents & libc::POLLNVAL != 0 {
+fn poll_out(fd: BorrowedFd<'_>, timeout_ms: u16) -> io::Result<bool> {
+    use nix::poll::{PollFd, PollFlags};
+    let mut p = [PollFd::new(fd, PollFlags::POLLOUT)];
+    let n = nix::poll::poll(&mut p, timeout_ms)?;
+    if p[0]
+        .revents()
+        .is_some_and(|r| r.contains(PollFlags::POLLNVAL))
+    {
         return Err(io::Error::from_raw_os_error(libc::EBADF));
     }
     Ok(n > 0)

@@ -50,10 +50,10 @@ fn tmpdir(name: &str) -> TmpDir {
     TmpDir(d)
 }
 
-fn read_all_available(fd: RawFd, into: &mut Vec<u8>) -> bool {
+fn read_all_available(fd: impl std::os::fd::AsFd, into: &mut Vec<u8>) -> bool {
     let mut buf = [0u8; 65536];
     loop {
-        match read_pipe(fd, &mut buf) {
+        match read_pipe(fd.as_fd(), &mut buf) {
             Ok(0) => return true,
             Ok(n) => into.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -62,10 +62,16 @@ fn read_all_available(fd: RawFd, into: &mut Vec<u8>) -> bool {
     }
 }
 
-fn nonblocking(fd: RawFd) -> bool {
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    assert!(fl >= 0);
-    fl & libc::O_NONBLOCK != 0
+fn nonblocking(fd: impl std::os::fd::AsFd) -> bool {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let fl = OFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFL).unwrap());
+    fl.contains(OFlag::O_NONBLOCK)
+}
+
+fn cloexec(fd: impl std::os::fd::AsFd) -> bool {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    let fl = FdFlag::from_bits_retain(fcntl(fd, FcntlArg::F_GETFD).unwrap());
+    fl.contains(FdFlag::FD_CLOEXEC)
 }
 
 fn numbered(i: usize) -> Vec<u8> {
@@ -95,10 +101,10 @@ fn stalled_reader_then_drain(mut sink: Sink, r: OwnedFd) {
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        read_all_available(r.as_raw_fd(), &mut got);
+        read_all_available(&r, &mut got);
         let done = sink.flush();
         if done {
-            read_all_available(r.as_raw_fd(), &mut got);
+            read_all_available(&r, &mut got);
             break;
         }
         assert!(Instant::now() < deadline, "didn't drain");
@@ -117,9 +123,9 @@ fn sink_on_stalled_pipe_never_blocks_reports_full_and_then_delivers_in_order() {
         assert_eq!(sink.mode(), WriteMode::NonBlocking);
         assert!(sink.pollable());
         // The shared fd's own description is left blocking.
-        assert!(!nonblocking(w.as_raw_fd()));
+        assert!(!nonblocking(&w));
         stalled_reader_then_drain(sink, r);
-        assert!(!nonblocking(w.as_raw_fd()));
+        assert!(!nonblocking(&w));
     });
 }
 
@@ -130,7 +136,7 @@ fn poll_guarded_fallback_on_stalled_pipe_never_blocks_and_delivers_in_order() {
         let sink = Sink::stdio_poll_guarded(w.as_raw_fd(), 64 * 1024);
         assert_eq!(sink.mode(), WriteMode::PollGuarded);
         stalled_reader_then_drain(sink, r);
-        assert!(!nonblocking(w.as_raw_fd()));
+        assert!(!nonblocking(&w));
     });
 }
 
@@ -149,9 +155,9 @@ fn poll_guarded_fallback_splits_a_line_longer_than_pipe_buf() {
         }
         let mut got = Vec::new();
         while !sink.flush() {
-            read_all_available(r.as_raw_fd(), &mut got);
+            read_all_available(&r, &mut got);
         }
-        read_all_available(r.as_raw_fd(), &mut got);
+        read_all_available(&r, &mut got);
         assert!(got == want);
     });
 }
@@ -159,24 +165,19 @@ fn poll_guarded_fallback_splits_a_line_longer_than_pipe_buf() {
 #[test]
 fn sink_on_socket_uses_dontwait_and_never_blocks() {
     within(20, || {
-        let mut sv = [0; 2];
-        let rc = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-                0,
-                sv.as_mut_ptr(),
-            )
-        };
-        assert_eq!(rc, 0);
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
-        unsafe {
-            let fl = libc::fcntl(a.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(a.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let nb = nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&a, nix::fcntl::FcntlArg::F_SETFL(nb)).unwrap();
         let sink = Sink::stdio(b.as_raw_fd(), 64 * 1024);
         assert_eq!(sink.mode(), WriteMode::Send);
-        assert!(!nonblocking(b.as_raw_fd()));
+        assert!(!nonblocking(&b));
         stalled_reader_then_drain(sink, a);
     });
 }
@@ -184,25 +185,14 @@ fn sink_on_socket_uses_dontwait_and_never_blocks() {
 #[test]
 fn sink_on_stopped_terminal_never_blocks() {
     within(20, || {
-        let (mut master, mut slave) = (0, 0);
-        let rc = unsafe {
-            libc::openpty(
-                &mut master,
-                &mut slave,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        if rc != 0 {
+        let Ok(pty) = nix::pty::openpty(None, None) else {
             eprintln!("no pty available; skipped");
             return;
-        }
-        let (master, slave) =
-            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        };
+        let (master, slave) = (pty.master, pty.slave);
         let mut sink = Sink::stdio(slave.as_raw_fd(), 64 * 1024);
         assert_eq!(sink.mode(), WriteMode::NonBlocking);
-        assert!(!nonblocking(slave.as_raw_fd()));
+        assert!(!nonblocking(&slave));
         // Nobody reads the master: the terminal fills up and flush reports it.
         let mut stuck = false;
         for i in 0..100_000 {
@@ -244,14 +234,10 @@ fn flush_blocking_gives_up_at_the_deadline_and_succeeds_with_a_reader() {
         assert!(waited >= Duration::from_millis(200) && waited < Duration::from_secs(5));
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
-            let mut p = libc::pollfd {
-                fd: r.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
+            use nix::poll::{poll, PollFd, PollFlags};
             loop {
-                unsafe { libc::poll(&mut p, 1, 1000) };
-                if read_all_available(r.as_raw_fd(), &mut got) {
+                let _ = poll(&mut [PollFd::new(r.as_fd(), PollFlags::POLLIN)], 1000u16);
+                if read_all_available(&r, &mut got) {
                     return got;
                 }
             }
@@ -308,15 +294,14 @@ fn file_sink_creates_with_mode_0640_minus_umask() {
 fn file_sink_is_close_on_exec() {
     let d = tmpdir("cloexec");
     let s = Sink::file(&d.join("x.log"), 1024).unwrap();
-    let fl = unsafe { libc::fcntl(s.fd(), libc::F_GETFD) };
-    assert!(fl >= 0 && fl & libc::FD_CLOEXEC != 0);
+    // SAFETY: the sink owns its fd and outlives this borrow.
+    assert!(cloexec(unsafe {
+        std::os::fd::BorrowedFd::borrow_raw(s.fd())
+    }));
     let (r, w) = pipe().unwrap();
-    for fd in [r.as_raw_fd(), w.as_raw_fd()] {
-        let fl = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        assert!(fl & libc::FD_CLOEXEC != 0);
-    }
-    assert!(nonblocking(r.as_raw_fd()));
-    assert!(!nonblocking(w.as_raw_fd()));
+    assert!(cloexec(&r) && cloexec(&w));
+    assert!(nonblocking(&r));
+    assert!(!nonblocking(&w));
 }
 
 #[test]
@@ -381,8 +366,7 @@ fn dev_null_is_written_and_never_rotated() {
 fn fifo_log_path_needs_a_reader_is_written_and_never_rotated() {
     let d = tmpdir("fifo");
     let p = d.join("fifo");
-    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     // No reader: an error right away instead of a hang.
     let e = within(5, {
         let p = p.clone();
@@ -393,21 +377,16 @@ fn fifo_log_path_needs_a_reader_is_written_and_never_rotated() {
         "{e}"
     );
     assert!(e.to_string().contains("fifo"), "error names the path: {e}");
-    let rfd = unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        )
-    };
-    assert!(rfd >= 0);
-    let r = unsafe { OwnedFd::from_raw_fd(rfd) };
+    use nix::fcntl::OFlag;
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let r = nix::fcntl::open(&p, flags, nix::sys::stat::Mode::empty()).unwrap();
     let mut s = Sink::file_checked_every(&p, 1024, Duration::ZERO).unwrap();
     assert_eq!(s.mode(), WriteMode::NonBlocking);
     assert!(!s.checks_rotation());
     s.queue(b"through the fifo\n");
     assert!(s.flush());
     let mut got = Vec::new();
-    read_all_available(r.as_raw_fd(), &mut got);
+    read_all_available(&r, &mut got);
     assert_eq!(got, b"through the fifo\n");
 }
 
@@ -547,12 +526,12 @@ fn stream_stops_reading_when_its_sink_is_full_and_resumes_without_loss() {
             // The slow reader: only now and then, and only some.
             if saw_full || p == Pump::Eof {
                 let mut buf = [0u8; 3000];
-                if let Ok(n) = read_pipe(out_r.as_raw_fd(), &mut buf) {
+                if let Ok(n) = read_pipe(&out_r, &mut buf) {
                     got.extend_from_slice(&buf[..n]);
                 }
             }
             if p == Pump::Eof && sinks.flush_all() {
-                read_all_available(out_r.as_raw_fd(), &mut got);
+                read_all_available(&out_r, &mut got);
                 break;
             }
             if p == Pump::Empty {

@@ -18,12 +18,10 @@ use std::collections::HashSet;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ChildStderr, ChildStdout, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
 use super::tokens::Band;
 use super::Supervisor;
@@ -195,8 +193,8 @@ impl Applies {
         Some(self.kill_running(registry, Error::TimedOut))
     }
 
-    /// runner is exiting: the evaluation is killed and, within a bound, reaped (so that
-    /// the sweep of leftovers does not count it); everyone waiting is returned.
+    /// runner is exiting: the evaluation is killed (the last sweep reaps it); everyone
+    /// waiting is returned.
     pub fn abort(&mut self, registry: &Registry) -> Vec<ConnId> {
         let mut waiters = Vec::new();
         if self.running.is_some() {
@@ -204,16 +202,8 @@ impl Applies {
             waiters = f.waiters;
         }
         waiters.append(&mut self.queued);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        for pid in std::mem::take(&mut self.killed) {
-            // A SIGKILLed process ends at once unless stuck in the kernel: poll briefly.
-            while Instant::now() < deadline {
-                match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(2)),
-                    _ => break,
-                }
-            }
-        }
+        // The killed node is reaped by the loop during runner's last sweep of leftovers,
+        // which never sleeps; `killed` still claims its exit there.
         waiters
     }
 

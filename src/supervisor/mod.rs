@@ -16,6 +16,7 @@ mod recent;
 pub mod scrape;
 mod signals;
 pub mod spawn;
+mod sweep;
 mod systemd;
 pub mod tokens;
 mod tree;
@@ -118,6 +119,8 @@ pub struct Supervisor {
     /// starts the next instance without waiting for each program to exec.
     execs: HashMap<i32, PendingExec>,
     applies: eval::Applies,
+    /// Leftovers being stopped after the core said to exit.
+    sweep: Option<sweep::Sweep>,
 }
 
 /// A spawn whose answer to the core waits for the child's exec.
@@ -204,6 +207,7 @@ impl Supervisor {
             watches: watch::Watches::default(),
             execs: HashMap::new(),
             applies: eval::Applies::default(),
+            sweep: None,
         })
     }
 
@@ -219,12 +223,15 @@ impl Supervisor {
             // An apply round starts first, so that what it applies at once acts now.
             self.next_apply_round();
             if let Some(code) = self.perform_actions() {
-                self.end_applies();
-                self.sweep_orphans();
-                self.output
-                    .finish(self.poll.registry(), Duration::from_secs(2));
-                self.deliver_logs();
-                return code;
+                if self.sweep.is_none() {
+                    // A node evaluating an apply is killed; the sweep reaps it.
+                    self.end_applies();
+                    self.reap();
+                    self.sweep = sweep::Sweep::begin(code, Instant::now());
+                    if self.sweep.is_none() {
+                        return self.finish(code);
+                    }
+                }
             }
             self.run_probes();
             self.tell_systemd();
@@ -295,6 +302,12 @@ impl Supervisor {
             // covers a coalesced or missed SIGCHLD.
             self.reap();
             self.apply_deadline(Instant::now());
+            if let Some(sweep) = self.sweep.as_mut() {
+                if sweep.step(Instant::now()) {
+                    let code = sweep.code;
+                    return self.finish(code);
+                }
+            }
             self.recheck_trees();
             if let Some(server) = self.control.as_mut() {
                 server.retry_accept(self.poll.registry());
@@ -319,6 +332,14 @@ impl Supervisor {
             }
             self.node.disconnect_due(now);
         }
+    }
+
+    /// The last words: what the apps wrote is flushed and delivered before runner exits.
+    fn finish(&mut self, code: i32) -> i32 {
+        self.output
+            .finish(self.poll.registry(), Duration::from_secs(2));
+        self.deliver_logs();
+        code
     }
 
     /// Tells systemd (when runner runs under it) what changed.
@@ -577,6 +598,15 @@ impl Supervisor {
     }
 
     fn handle_request(&mut self, conn: ConnId, request: Request) {
+        let reads = matches!(
+            request,
+            Request::List | Request::Status | Request::Logs { .. }
+        );
+        if self.sweep.is_some() && !reads {
+            let reply = Reply::error("every app has ended and runner is exiting");
+            self.reply_now(conn, reply);
+            return;
+        }
         let now = Instant::now();
         let id = self.next_request;
         self.next_request += 1;
@@ -668,6 +698,7 @@ impl Supervisor {
             self.systemd.next_deadline(),
             self.output.next_deadline(now),
             unread,
+            self.sweep.as_ref().map(|s| s.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -678,6 +709,13 @@ impl Supervisor {
     fn handle_signals(&mut self) {
         let now = Instant::now();
         for signo in self.signals.pending() {
+            if let Some(sweep) = self.sweep.as_mut() {
+                // The apps have ended: a stop signal now means "do not wait for leftovers".
+                if [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT].contains(&signo) {
+                    sweep.kill_now(now);
+                }
+                continue;
+            }
             self.core.signal_received(signo, now);
         }
     }
@@ -1041,45 +1079,6 @@ impl Supervisor {
             }),
             Instant::now(),
         );
-    }
-
-    /// Before exiting: stop anything adopted that no instance accounted for, so nothing is
-    /// left to the kernel's SIGKILL (as PID 1) or to init (as a subreaper).
-    fn sweep_orphans(&mut self) {
-        self.reap();
-        // The common case: no child at all, so no need to read /proc.
-        if waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) == Err(Errno::ECHILD) {
-            return;
-        }
-        let me = std::process::id() as i32;
-        let children = |snap: &crate::procfs::Snapshot| -> Vec<i32> {
-            snap.iter()
-                .filter(|p| p.ppid == me && !p.is_zombie())
-                .map(|p| p.pid)
-                .collect()
-        };
-        let left = children(&crate::procfs::Snapshot::take());
-        if left.is_empty() {
-            self.reap();
-            return;
-        }
-        log::info!("stopping {} leftover process(es)", left.len());
-        for pid in &left {
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGTERM);
-            let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGCONT);
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            self.reap();
-            if children(&crate::procfs::Snapshot::take()).is_empty() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for pid in children(&crate::procfs::Snapshot::take()) {
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        self.reap();
     }
 }
 

@@ -62,7 +62,7 @@ impl std::fmt::Display for SpawnError {
 
 /// The step of the child's set-up that failed, reported with errno through a pipe.
 #[repr(u32)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     Fds = 1,
     Groups = 2,
@@ -72,14 +72,28 @@ enum Stage {
     Exec = 6,
 }
 
-fn stage_name(stage: u32) -> &'static str {
-    match stage {
-        1 => "setting up file descriptors",
-        2 => "setting supplementary groups",
-        3 => "switching group",
-        4 => "switching user",
-        5 => "changing directory",
-        _ => "executing",
+impl Stage {
+    /// The stage a child reported; an unknown number (never written) counts as exec.
+    fn from_wire(n: u32) -> Stage {
+        match n {
+            1 => Stage::Fds,
+            2 => Stage::Groups,
+            3 => Stage::Gid,
+            4 => Stage::Uid,
+            5 => Stage::Chdir,
+            _ => Stage::Exec,
+        }
+    }
+
+    fn doing(self) -> &'static str {
+        match self {
+            Stage::Fds => "setting up file descriptors",
+            Stage::Groups => "setting supplementary groups",
+            Stage::Gid => "switching group",
+            Stage::Uid => "switching user",
+            Stage::Chdir => "changing directory",
+            Stage::Exec => "executing",
+        }
     }
 }
 
@@ -127,24 +141,25 @@ impl Started {
         if got < buf.len() {
             return Ok(self.pid);
         }
-        let stage = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let stage = Stage::from_wire(u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]));
         let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
         Err(failure(stage, errno, &self.program, &self.cwd))
     }
 }
 
 /// The error a child reported from `stage`, in words a user can act on.
-fn failure(stage: u32, errno: i32, program: &Path, cwd: &Path) -> SpawnError {
+fn failure(stage: Stage, errno: i32, program: &Path, cwd: &Path) -> SpawnError {
     let err = std::io::Error::from_raw_os_error(errno);
-    let code = if stage == Stage::Exec as u32 && errno == libc::ENOENT {
+    let code = if stage == Stage::Exec && errno == libc::ENOENT {
         127
     } else {
         126
     };
+    let doing = stage.doing();
     let what = match stage {
-        5 => format!("{} {}: {err}", stage_name(stage), cwd.display()),
-        6 => format!("{} {}: {err}", stage_name(stage), program.display()),
-        _ => format!("{}: {err}", stage_name(stage)),
+        Stage::Chdir => format!("{doing} {}: {err}", cwd.display()),
+        Stage::Exec => format!("{doing} {}: {err}", program.display()),
+        _ => format!("{doing}: {err}"),
     };
     // exec can fail for want of memory too (E2BIG is the program's, ENOMEM/EAGAIN not).
     let transient = matches!(
@@ -160,40 +175,7 @@ fn failure(stage: u32, errno: i32, program: &Path, cwd: &Path) -> SpawnError {
 
 /// Forks the child and returns at once; [`Started::outcome`] tells whether it exec'd.
 pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
-    let program = cstring(req.program.as_os_str().as_bytes(), "the program path")?;
-    let argv: Vec<CString> = req
-        .argv
-        .iter()
-        .map(|a| cstring(a.as_bytes(), "an argument"))
-        .collect::<Result<_, _>>()?;
-    let mut envs: Vec<CString> = Vec::with_capacity(req.env.len() + 1);
-    for (k, v) in &req.env {
-        let mut kv = k.as_bytes().to_vec();
-        kv.push(b'=');
-        kv.extend_from_slice(v.as_bytes());
-        envs.push(cstring(&kv, "an environment variable")?);
-    }
-    // The digits are written by the child, which alone knows its pid; the buffer is
-    // padded so a shorter pid simply ends the string early with a NUL.
-    let mut pid_var_at: Vec<(usize, usize)> = Vec::new();
-    for name in &req.pid_vars {
-        let mut buf = format!("{name}=").into_bytes();
-        let prefix = buf.len();
-        buf.extend(std::iter::repeat_n(b'0', PID_DIGITS));
-        pid_var_at.push((envs.len(), prefix));
-        envs.push(cstring(&buf, name)?);
-    }
-    let cwd = cstring(req.cwd.as_os_str().as_bytes(), "the working directory")?;
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = envs.iter().map(|e| e.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
-    // SAFETY (in the child): each pointer is inside a CString that outlives the fork, at
-    // the first of PID_DIGITS digits.
-    let pid_slots: Vec<*mut u8> = pid_var_at
-        .iter()
-        .map(|(i, prefix)| unsafe { (envs[*i].as_ptr() as *mut u8).add(*prefix) })
-        .collect();
+    let image = ExecImage::prepare(&req)?;
     let groups: Vec<libc::gid_t> = req
         .credentials
         .map(|c| c.groups.iter().map(|g| *g as libc::gid_t).collect())
@@ -203,59 +185,171 @@ pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
             nix::unistd::geteuid().as_raw() == c.uid && nix::unistd::getegid().as_raw() == c.gid;
         (!same).then_some((c.uid, c.gid))
     });
-
-    let null_fd: Option<OwnedFd> = match req.stdin {
-        Stdin::Null => Some(open_dev_null()?),
-        Stdin::Inherit => None,
-    };
-    // Park every fd the child gets above the target range first, so that the dup2 calls
-    // in the child can never overwrite a source that is still needed.
-    let n_extra = req.extra_fds.len() as RawFd;
-    let floor = 3 + n_extra;
-    let mut parked: Vec<OwnedFd> = Vec::with_capacity(req.extra_fds.len() + 3);
-    let mut park = |fd: RawFd| -> Result<RawFd, SpawnError> {
-        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-        if new < 0 {
-            return Err(SpawnError {
-                message: format!(
-                    "cannot duplicate fd {fd}: {}",
-                    std::io::Error::last_os_error()
-                ),
-                code: 126,
-                transient: true,
-            });
-        }
-        // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
-        parked.push(unsafe { OwnedFd::from_raw_fd(new) });
-        Ok(new)
-    };
-    let stdin_src = match &null_fd {
-        Some(fd) => Some(park(fd.as_raw_fd())?),
-        None => None,
-    };
-    let stdout_src = match req.stdout {
-        Some(fd) => Some(park(fd)?),
-        None => None,
-    };
-    let stderr_src = match req.stderr {
-        Some(fd) => Some(park(fd)?),
-        None => None,
-    };
-    let extra_src: Vec<RawFd> = req
-        .extra_fds
-        .iter()
-        .map(|fd| park(*fd))
-        .collect::<Result<_, _>>()?;
-
+    let parked = Parked::new(&req)?;
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError {
             message: format!("cannot create a pipe: {e}"),
             code: 126,
             transient: true,
         })?;
+    let plan = ChildPlan {
+        program: image.program.as_ptr(),
+        argv: image.argv_ptrs.as_ptr(),
+        envp: image.env_ptrs.as_ptr(),
+        cwd: image.cwd.as_ptr(),
+        pid_slots: &image.pid_slots,
+        groups: &groups,
+        creds,
+        stdin: parked.stdin,
+        stdout: parked.stdout,
+        stderr: parked.stderr,
+        extra: &parked.extra,
+        foreground_tty: req.foreground_tty,
+        err_fd: err_write.as_raw_fd(),
+        sigrtmax: libc::SIGRTMAX(),
+    };
+    let pid = fork_exec(plan)?;
+    // The child has its own copies now; runner's must not pile up.
+    drop(err_write);
+    drop(parked);
+    Ok(Started {
+        pid,
+        exec: err_read,
+        program: req.program.to_path_buf(),
+        cwd: req.cwd.to_path_buf(),
+    })
+}
 
-    // SAFETY: the child only calls async-signal-safe functions on memory prepared above,
-    // then execs or _exits.
+/// What execve needs, built before the fork: the child may not allocate.
+struct ExecImage {
+    program: CString,
+    cwd: CString,
+    /// Owners of the bytes `argv_ptrs` points into (heap data: moving them moves no byte).
+    _argv: Vec<CString>,
+    /// `NAME=value\0` entries, owners of what `env_ptrs` and `pid_slots` point into.
+    _envs: Vec<Vec<u8>>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    env_ptrs: Vec<*const libc::c_char>,
+    /// Where the child writes its own pid (`LISTEN_PID=`, ...): PID_DIGITS bytes each.
+    pid_slots: Vec<*mut u8>,
+}
+
+impl ExecImage {
+    fn prepare(req: &SpawnRequest<'_>) -> Result<ExecImage, SpawnError> {
+        let program = cstring(req.program.as_os_str().as_bytes(), "the program path")?;
+        let argv: Vec<CString> = req
+            .argv
+            .iter()
+            .map(|a| cstring(a.as_bytes(), "an argument"))
+            .collect::<Result<_, _>>()?;
+        let mut envs: Vec<Vec<u8>> = Vec::with_capacity(req.env.len() + req.pid_vars.len());
+        for (k, v) in &req.env {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envs.push(cstring(&kv, "an environment variable")?.into_bytes_with_nul());
+        }
+        // The digits are written by the child, which alone knows its pid; the buffer is
+        // padded so a shorter pid simply ends the string early with a NUL.
+        let mut pid_var_at: Vec<(usize, usize)> = Vec::new();
+        for name in &req.pid_vars {
+            let mut buf = format!("{name}=").into_bytes();
+            let prefix = buf.len();
+            buf.extend(std::iter::repeat_n(b'0', PID_DIGITS));
+            pid_var_at.push((envs.len(), prefix));
+            envs.push(cstring(&buf, name)?.into_bytes_with_nul());
+        }
+        let cwd = cstring(req.cwd.as_os_str().as_bytes(), "the working directory")?;
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        // Vec::as_mut_ptr: every pointer below is derived from the same mutable
+        // provenance, so writing through a pid slot does not invalidate the env pointers.
+        let mut env_ptrs: Vec<*const libc::c_char> = envs
+            .iter_mut()
+            .map(|e| e.as_mut_ptr() as *const libc::c_char)
+            .collect();
+        env_ptrs.push(std::ptr::null());
+        let pid_slots: Vec<*mut u8> = pid_var_at
+            .iter()
+            // SAFETY: `prefix + PID_DIGITS` bytes plus the NUL are inside `envs[i]`
+            // (built just above), so the offset stays within the allocation.
+            .map(|(i, prefix)| unsafe { envs[*i].as_mut_ptr().add(*prefix) })
+            .collect();
+        Ok(ExecImage {
+            program,
+            cwd,
+            _argv: argv,
+            _envs: envs,
+            argv_ptrs,
+            env_ptrs,
+            pid_slots,
+        })
+    }
+}
+
+/// The fds the child gets, duplicated above their targets (0, 1, 2, then 3...) so that
+/// the child's dup2 calls can never overwrite a source that is still needed.
+struct Parked {
+    /// Runner's copies, closed once the child has forked.
+    _owned: Vec<OwnedFd>,
+    stdin: Option<RawFd>,
+    stdout: Option<RawFd>,
+    stderr: Option<RawFd>,
+    extra: Vec<RawFd>,
+}
+
+impl Parked {
+    fn new(req: &SpawnRequest<'_>) -> Result<Parked, SpawnError> {
+        let null_fd: Option<OwnedFd> = match req.stdin {
+            Stdin::Null => Some(open_dev_null()?),
+            Stdin::Inherit => None,
+        };
+        let floor = 3 + req.extra_fds.len() as RawFd;
+        let mut owned: Vec<OwnedFd> = Vec::with_capacity(req.extra_fds.len() + 3);
+        let mut park = |fd: RawFd| -> Result<RawFd, SpawnError> {
+            // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads `fd` (an fd the caller keeps open
+            // for the call, or an invalid number the kernel refuses with EBADF).
+            let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+            if new < 0 {
+                return Err(SpawnError {
+                    message: format!(
+                        "cannot duplicate fd {fd}: {}",
+                        std::io::Error::last_os_error()
+                    ),
+                    code: 126,
+                    transient: true,
+                });
+            }
+            // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
+            owned.push(unsafe { OwnedFd::from_raw_fd(new) });
+            Ok(new)
+        };
+        let stdin = null_fd
+            .as_ref()
+            .map(|fd| park(fd.as_raw_fd()))
+            .transpose()?;
+        let stdout = req.stdout.map(&mut park).transpose()?;
+        let stderr = req.stderr.map(&mut park).transpose()?;
+        let extra = req
+            .extra_fds
+            .iter()
+            .map(|fd| park(*fd))
+            .collect::<Result<_, _>>()?;
+        Ok(Parked {
+            _owned: owned,
+            stdin,
+            stdout,
+            stderr,
+            extra,
+        })
+    }
+}
+
+/// Forks; the child runs [`child`] and never returns here.
+fn fork_exec(plan: ChildPlan<'_>) -> Result<i32, SpawnError> {
+    // SAFETY: runner is single-threaded, so the child's copy of the address space has no
+    // lock held by another thread; the child only makes async-signal-safe calls on
+    // memory prepared before this point (ChildPlan), then execs or _exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(SpawnError {
@@ -265,33 +359,11 @@ pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
         });
     }
     if pid == 0 {
-        unsafe {
-            child(ChildPlan {
-                program: program.as_ptr(),
-                argv: argv_ptrs.as_ptr(),
-                envp: env_ptrs.as_ptr(),
-                cwd: cwd.as_ptr(),
-                pid_slots: &pid_slots,
-                groups: &groups,
-                creds,
-                stdin: stdin_src,
-                stdout: stdout_src,
-                stderr: stderr_src,
-                extra: &extra_src,
-                foreground_tty: req.foreground_tty,
-                err_fd: err_write.as_raw_fd(),
-                sigrtmax: libc::SIGRTMAX(),
-            })
-        }
+        // SAFETY: as above; every pointer in `plan` points into memory that the fork
+        // copied and nothing frees before execve or _exit.
+        unsafe { child(plan) }
     }
-    drop(err_write);
-    drop(parked);
-    Ok(Started {
-        pid,
-        exec: err_read,
-        program: req.program.to_path_buf(),
-        cwd: req.cwd.to_path_buf(),
-    })
+    Ok(pid)
 }
 
 fn open_dev_null() -> Result<OwnedFd, SpawnError> {
@@ -330,6 +402,10 @@ struct ChildPlan<'a> {
 }
 
 /// Runs in the forked child. Async-signal-safe calls only; never returns.
+///
+/// # Safety
+/// Call only in the child of a fork of a single-threaded process, with every pointer in
+/// `plan` valid (NUL-terminated strings, NULL-terminated arrays, PID_DIGITS-byte slots).
 unsafe fn child(plan: ChildPlan<'_>) -> ! {
     let fail = |stage: Stage| -> ! {
         let errno = *libc::__errno_location();
@@ -403,6 +479,9 @@ unsafe fn child(plan: ChildPlan<'_>) -> ! {
 }
 
 /// Writes `pid` in decimal at `dst` and NUL-terminates it, within PID_DIGITS bytes.
+///
+/// # Safety
+/// `dst` must be valid for writes of PID_DIGITS bytes.
 unsafe fn write_pid_digits(dst: *mut u8, pid: libc::pid_t) {
     let mut digits = [0u8; PID_DIGITS];
     let mut n = pid.max(0) as u32;
@@ -491,6 +570,8 @@ pub fn cloexec_inherited_fds() {
         .filter(|fd| *fd > 2)
         .collect();
     for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD only change the flags of an fd number of our own; one
+        // that was /proc's listing fd itself (closed since) fails with EBADF, harmlessly.
         unsafe {
             let flags = libc::fcntl(fd, libc::F_GETFD);
             if flags >= 0 {
@@ -511,9 +592,11 @@ mod tests {
     #[test]
     fn pid_digits_fill_the_buffer_and_terminate() {
         let mut buf = [b'x'; PID_DIGITS];
+        // SAFETY: `buf` is PID_DIGITS bytes long.
         unsafe { write_pid_digits(buf.as_mut_ptr(), 4_194_303) };
         assert_eq!(&buf[..8], b"4194303\0");
         let mut buf = [b'x'; PID_DIGITS];
+        // SAFETY: `buf` is PID_DIGITS bytes long.
         unsafe { write_pid_digits(buf.as_mut_ptr(), 7) };
         assert_eq!(&buf[..2], b"7\0");
     }
