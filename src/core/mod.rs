@@ -97,6 +97,12 @@ pub struct SpawnFailure {
     pub transient: bool,
 }
 
+impl std::fmt::Display for SpawnFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// First wait after a transient spawn failure; doubles up to [`RESOURCE_BACKOFF_MAX`].
 pub const RESOURCE_BACKOFF: Duration = Duration::from_secs(1);
 pub const RESOURCE_BACKOFF_MAX: Duration = Duration::from_secs(30);

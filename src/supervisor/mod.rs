@@ -1011,16 +1011,7 @@ impl Supervisor {
             }
             Err(e) => log::debug!("{name}[{index}]: spawn failed: {e}"),
         }
-        self.core.spawned(
-            id,
-            role,
-            result.map_err(|e| SpawnFailure {
-                message: e.message,
-                code: e.code,
-                transient: e.transient,
-            }),
-            now,
-        );
+        self.core.spawned(id, role, result, now);
     }
 
     /// Waits for the child's exec on the loop; if its pipe cannot be watched, reads the
@@ -1069,16 +1060,8 @@ impl Supervisor {
             Ok(pid) => log::info!("{}[{}]: started pid {pid}", pending.name, pending.index),
             Err(e) => log::debug!("{}[{}]: spawn failed: {e}", pending.name, pending.index),
         }
-        self.core.spawned(
-            pending.slot,
-            pending.role,
-            result.map_err(|e| SpawnFailure {
-                message: e.message,
-                code: e.code,
-                transient: e.transient,
-            }),
-            Instant::now(),
-        );
+        self.core
+            .spawned(pending.slot, pending.role, result, Instant::now());
     }
 }
 

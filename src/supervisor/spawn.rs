@@ -44,21 +44,9 @@ pub struct SpawnRequest<'a> {
     pub foreground_tty: bool,
 }
 
-/// Why a spawn failed, in words a user can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpawnError {
-    pub message: String,
-    /// 127 when the program does not exist, 126 when it cannot be executed (shell rules).
-    pub code: i32,
-    /// Short of a resource (processes, fds, memory) rather than a problem of the program.
-    pub transient: bool,
-}
-
-impl std::fmt::Display for SpawnError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
+/// Why a spawn failed, in words a user can act on: the core's own type, so the shell
+/// hands it over as it is.
+pub use crate::core::SpawnFailure as SpawnError;
 
 /// The step of the child's set-up that failed, reported with errno through a pipe.
 #[repr(u32)]
