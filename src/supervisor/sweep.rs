@@ -45,7 +45,15 @@ impl Sweep {
         }
         let left = live_children();
         if left.is_empty() {
-            return None;
+            // Only children already dying (one killed an instant ago, a zombie the last
+            // reap just missed): let the loop reap them, within a bound, before exiting,
+            // so none is left to whoever inherits it.
+            return Some(Sweep {
+                code,
+                phase: Phase::Kill {
+                    give_up_at: now + REAP_GRACE,
+                },
+            });
         }
         log::info!("stopping {} leftover process(es)", left.len());
         for pid in left {
