@@ -111,8 +111,10 @@ fn logs_of_several_instances_by_name_id_and_namespace() {
     toml += &sh_app("web", script, "");
     d.ecosystem(&toml);
     let mut p = runner_eco(&d, &[]);
-    let out = wait_logs(&d, &["api"], "api[1] hi from 1");
-    assert!(out.lines().any(|l| l == "api[0] hi from 0"), "{out}");
+    // Each instance writes when the scheduler runs it: wait for both lines.
+    wait_logs(&d, &["api"], "api[1] hi from 1");
+    let out = wait_logs(&d, &["api"], "api[0] hi from 0");
+    assert!(out.lines().any(|l| l == "api[1] hi from 1"), "{out}");
     assert!(!out.contains("web"), "{out}");
     // Instance ids are those of `list`: api is 0 and 1, web is 2.
     let (_, out, _) = logs(&d, &["1"]);
