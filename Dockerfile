@@ -2,6 +2,9 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs single-program.order ./
+# The linker wrapper that lays out single-program mode's code first (README, issue 18).
+COPY .cargo ./.cargo
+COPY scripts/link-gcc ./scripts/link-gcc
 COPY src ./src
 RUN RUSTFLAGS="-C target-feature=+crt-static" \
     cargo build --release --locked --target x86_64-unknown-linux-gnu \

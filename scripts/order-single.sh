@@ -2,7 +2,9 @@
 # Regenerates single-program.order: the functions `runner -- PROGRAM` executes (start,
 # spawn, exec failure, signal forwarding, exit), which build.rs asks lld to place first
 # in .text so that the resident code follows what runs (issue 18). Run it after a
-# toolchain or dependency update: symbol names carry hashes that change with them.
+# change that renames or moves what single-program mode runs. The list holds demangled
+# paths without crate hashes (scripts/link-gcc maps them back to the names of each link),
+# so toolchain and dependency updates and the static build's `--target` keep it valid.
 # Needs valgrind. Builds the release binary with its symbols kept (RUNNER_KEEP_SYMBOLS=1),
 # names it lists unchanged; run `cargo build --release` again afterwards.
 set -euo pipefail
@@ -26,5 +28,6 @@ kill -TERM "$pid"
 wait "$pid" || true
 for f in "$work"/*.out; do
     awk -v bin="$bin" '/^ob=/ { ob = substr($0, 4) } /^fn=/ { if (ob == bin) print substr($0, 4) }' "$f"
-done | grep -v -e '^0x' -e '^(below main)$' | sort -u >single-program.order
+done | grep -v -e '^0x' -e '^(below main)$' | c++filt | sed -e 's/\[[0-9a-f]\{16\}\]//g' -e 's/::h[0-9a-f]\{16\}$//' |
+    sort -u >single-program.order
 echo "order-single: $(wc -l <single-program.order) functions written to single-program.order"
