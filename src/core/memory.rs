@@ -55,6 +55,12 @@ impl Core {
         self.replace_instance(slot, now);
     }
 
+    /// Restarts one instance gracefully because its tree uses too much memory; in cluster
+    /// mode the replacement starts first, as in a reload.
+    pub fn memory_exceeded(&mut self, id: SlotId, now: Instant) {
+        self.replace_instance(id, now);
+    }
+
     /// When the next memory check is due, while any app has a limit.
     pub(super) fn memory_deadline(&self) -> Option<Instant> {
         self.memory_check_at.filter(|_| self.any_memory_limit())

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::*;
+use crate::config::DependCondition;
 
 fn app(name: &str) -> AppSpec {
     AppSpec::with_defaults(

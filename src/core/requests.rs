@@ -1,27 +1,15 @@
-//! Operator requests (start, stop, restart, reload, delete, scale, signal) and the
-//! reload plan. A request is answered once what it asked for is done: its [`Waiter`]
-//! is checked after every event.
+//! Operator requests (start, stop, restart, reload, delete, scale, signal, apply). A
+//! request is answered once what it asked for is done: its [`Waiter`] is checked after
+//! every event.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use super::{Action, AfterStop, Core, RequestId, Role, SlotId, Status};
-use crate::config::{AppSpec, ExecMode};
-
-/// One app's reload: slots are replaced one at a time, never two reloads at once.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct ReloadPlan {
-    queue: VecDeque<SlotId>,
-    current: Option<SlotId>,
-    error: Option<String>,
-    /// Replacing the slot's process whatever its state (memory restarts), not only when online.
-    quiet: bool,
-}
+use super::{Action, AfterStop, Core, RequestId, SlotId, Status};
+use crate::config::AppSpec;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Goal {
@@ -172,26 +160,6 @@ impl Core {
         self.progress(now);
     }
 
-    /// Makes a slot that has no process start again, with a fresh restart budget.
-    fn revive(&mut self, id: SlotId) {
-        let mut awaits = false;
-        if let Some(slot) = self.slots.get_mut(&id) {
-            slot.wanted = true;
-            slot.errored = false;
-            slot.held = false;
-            slot.restart = Default::default();
-            if slot.stop_under_way() {
-                // Start again once the stop is done.
-                slot.after_stop = AfterStop::Start;
-            } else if !slot.has_process() && slot.restart_at.is_none() {
-                awaits = true;
-            }
-        }
-        if awaits {
-            self.set_awaiting(id, true);
-        }
-    }
-
     /// `runner restart TARGET`: stop, then start (downtime allowed).
     pub fn request_restart(&mut self, request: RequestId, target: &str, now: Instant) {
         let ids = match self.resolve(target) {
@@ -258,266 +226,6 @@ impl Core {
         }
         self.wait(request, "reloaded", target, ids, Goal::Reloaded(apps));
         self.progress(now);
-    }
-
-    /// Everything SIGHUP with `on_sighup = "reload"` asks for: reload every app not
-    /// already reloading.
-    pub fn reload_all(&mut self, now: Instant) {
-        let names: Vec<(String, VecDeque<SlotId>)> = self
-            .apps
-            .iter()
-            .filter(|a| a.reload.is_none())
-            .map(|a| (a.spec.name.clone(), a.slots.iter().copied().collect()))
-            .collect();
-        for (name, queue) in names {
-            self.begin_reload(&name, queue, false, now);
-        }
-        self.progress(now);
-    }
-
-    /// Restarts one instance gracefully because its tree uses too much memory; in cluster
-    /// mode the replacement starts first, as in a reload.
-    pub fn memory_exceeded(&mut self, id: SlotId, now: Instant) {
-        self.replace_instance(id, now);
-    }
-
-    /// Restarts one instance gracefully outside any operator request (memory limit,
-    /// failed health checks): a one-slot reload, so it never interleaves with another
-    /// reload of the app, and in cluster mode the replacement starts first.
-    pub(super) fn replace_instance(&mut self, id: SlotId, now: Instant) {
-        let Some(name) = self.slots.get(&id).map(|s| s.app.clone()) else {
-            return;
-        };
-        if self
-            .apps
-            .iter()
-            .any(|a| a.spec.name == name && a.reload.is_some())
-        {
-            return;
-        }
-        // Fork mode counts the restart when the slot starts again (after its stop);
-        // a quiet cluster replacement is counted here, once.
-        let cluster = self
-            .spec_of(id)
-            .is_some_and(|s| s.exec_mode == ExecMode::Cluster);
-        if let Some(slot) = self.slots.get_mut(&id).filter(|_| cluster) {
-            slot.restarts += 1;
-        }
-        self.begin_reload(&name, VecDeque::from([id]), true, now);
-        self.progress(now);
-    }
-
-    pub(super) fn begin_reload(
-        &mut self,
-        name: &str,
-        queue: VecDeque<SlotId>,
-        quiet: bool,
-        now: Instant,
-    ) {
-        if let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) {
-            app.reload = Some(ReloadPlan {
-                queue,
-                current: None,
-                error: None,
-                quiet,
-            });
-        }
-        self.reload_step(name, now);
-    }
-
-    /// Starts replacing the next slot of the plan, or ends the plan.
-    fn reload_step(&mut self, name: &str, now: Instant) {
-        loop {
-            let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) else {
-                return;
-            };
-            let spec = app.spec.clone();
-            let Some(plan) = app.reload.as_mut() else {
-                return;
-            };
-            if plan.current.is_some() {
-                return;
-            }
-            let Some(id) = plan.queue.pop_front() else {
-                self.finish_reload(name);
-                return;
-            };
-            plan.current = Some(id);
-            let quiet = plan.quiet;
-            if self.shutting_down {
-                self.finish_reload(name);
-                return;
-            }
-            let Some(slot) = self.slots.get_mut(&id) else {
-                continue;
-            };
-            let serving = slot
-                .proc
-                .as_ref()
-                .is_some_and(|p| p.main_alive() && p.stopping.is_none());
-            if !serving {
-                // Nothing to replace: start it and wait until it is online.
-                slot.wanted = true;
-                slot.errored = false;
-                slot.held = false;
-                slot.restart = Default::default();
-                if slot.stop_under_way() {
-                    slot.after_stop = AfterStop::Start;
-                } else if !slot.has_process() && slot.restart_at.is_none() {
-                    self.set_awaiting(id, true);
-                }
-                self.start_ready_apps(now);
-                return;
-            }
-            if spec.exec_mode == ExecMode::Cluster {
-                // Fork mode counts its restart when the slot starts again.
-                if !quiet {
-                    slot.restarts += 1;
-                }
-                self.actions.push_back(Action::Spawn {
-                    slot: id,
-                    role: Role::Replacement,
-                });
-            } else {
-                self.stop_slot(id, &spec, AfterStop::Start, now);
-            }
-            return;
-        }
-    }
-
-    fn finish_reload(&mut self, name: &str) {
-        let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) else {
-            return;
-        };
-        let Some(plan) = app.reload.take() else {
-            return;
-        };
-        if !plan.quiet {
-            app.reloads += 1;
-            app.reload_failures += u64::from(plan.error.is_some());
-        }
-        if let Some(err) = &plan.error {
-            log::error!("{name}: reload failed: {err}");
-        } else if !plan.quiet {
-            log::info!("{name}: reloaded");
-        }
-        for w in &mut self.waiters {
-            if let Goal::Reloaded(apps) | Goal::Applied { reloads: apps, .. } = &mut w.goal {
-                if let Some(pos) = apps.iter().position(|a| a == name) {
-                    apps.remove(pos);
-                    if let Some(err) = &plan.error {
-                        w.errors.push(err.clone());
-                    }
-                }
-            }
-        }
-    }
-
-    /// Called when a slot's process (current or replacement) came online.
-    pub(super) fn instance_online(&mut self, id: SlotId, now: Instant) {
-        let Some(spec) = self.spec_arc(id) else {
-            return;
-        };
-        // A replacement that is online takes over; the old process drains in the background.
-        if let Some(slot) = self.slots.get_mut(&id) {
-            if slot.next.as_ref().is_some_and(|p| p.online_since.is_some()) {
-                let old = slot.proc.take();
-                slot.proc = slot.next.take();
-                if let Some(mut old) = old {
-                    super::begin_stop(&mut self.actions, &mut old, &spec, now);
-                    self.draining.push((id, old));
-                }
-            }
-        }
-        let name = spec.name.clone();
-        let is_current = self
-            .apps
-            .iter()
-            .find(|a| a.spec.name == name)
-            .and_then(|a| a.reload.as_ref())
-            .is_some_and(|p| p.current == Some(id));
-        let promoted = self.slots.get(&id).is_some_and(|s| s.next.is_none());
-        if is_current && promoted {
-            if let Some(plan) = self
-                .apps
-                .iter_mut()
-                .find(|a| a.spec.name == name)
-                .and_then(|a| a.reload.as_mut())
-            {
-                plan.current = None;
-            }
-            self.reload_step(&name, now);
-        }
-    }
-
-    /// The replacement failed: stop it, keep the old processes, end the plan.
-    pub(super) fn reload_failed(&mut self, name: &str, error: String, now: Instant) {
-        let Some(app) = self.apps.iter_mut().find(|a| a.spec.name == name) else {
-            return;
-        };
-        let spec = app.spec.clone();
-        let Some(plan) = app.reload.as_mut() else {
-            return;
-        };
-        plan.error = Some(error);
-        plan.queue.clear();
-        let current = plan.current.take();
-        if let Some(id) = current {
-            if let Some(slot) = self.slots.get_mut(&id) {
-                if let Some(p) = slot.next.as_mut() {
-                    super::begin_stop(&mut self.actions, p, &spec, now);
-                }
-            }
-        }
-        self.finish_reload(name);
-    }
-
-    /// Ends the reloads that can no longer finish: runner is stopping, or the slot being
-    /// replaced was stopped or deleted meanwhile. Without this the plan would wait for
-    /// an instance that never comes online, refuse every later reload and keep runner
-    /// from exiting.
-    pub(super) fn abandon_reloads(&mut self, now: Instant) {
-        let mut stuck = Vec::new();
-        for app in &self.apps {
-            let Some(plan) = &app.reload else {
-                continue;
-            };
-            let name = &app.spec.name;
-            if self.shutting_down {
-                stuck.push((name.clone(), format!("{name}: runner is stopping")));
-            } else if let Some(id) = plan.current {
-                match self.slots.get(&id) {
-                    Some(slot) if slot.wanted && !slot.deleting => {}
-                    Some(slot) => stuck.push((
-                        name.clone(),
-                        format!("{name}[{}] was stopped during the reload", slot.index),
-                    )),
-                    None => stuck.push((name.clone(), format!("{name}: instance was deleted"))),
-                }
-            }
-        }
-        for (name, why) in stuck {
-            self.reload_failed(&name, why, now);
-        }
-    }
-
-    /// A slot being reloaded in fork mode lost its new process before it was online.
-    pub(super) fn reload_slot_failed(
-        &mut self,
-        name: &str,
-        id: SlotId,
-        error: String,
-        now: Instant,
-    ) {
-        let current = self
-            .apps
-            .iter()
-            .find(|a| a.spec.name == name)
-            .and_then(|a| a.reload.as_ref())
-            .and_then(|p| p.current);
-        if current == Some(id) {
-            self.reload_failed(name, error, now);
-        }
     }
 
     /// `runner delete TARGET`: stop, then forget the slots (and apps left without any).
@@ -862,5 +570,20 @@ impl Core {
     /// During a shutdown nothing will come online: answer everyone rather than hang.
     fn exited_pending(&self) -> bool {
         self.shutting_down
+    }
+
+    /// A reload plan of `app` ended (with `error` when it failed): the requests waiting
+    /// for it learn so.
+    pub(super) fn reload_ended(&mut self, app: &str, error: Option<&str>) {
+        for w in &mut self.waiters {
+            if let Goal::Reloaded(apps) | Goal::Applied { reloads: apps, .. } = &mut w.goal {
+                if let Some(pos) = apps.iter().position(|a| a == app) {
+                    apps.remove(pos);
+                    if let Some(err) = error {
+                        w.errors.push(err.to_string());
+                    }
+                }
+            }
+        }
     }
 }
