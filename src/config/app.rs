@@ -15,7 +15,7 @@ use super::program::{self, ProgramError};
 use super::suggest::did_you_mean;
 use super::units::parse_signal;
 use super::users::{self, CredError, Id};
-use super::value::{a, integer, resolve, scalar_string, Ctx, Val};
+use super::value::{integer, resolve, scalar_string, type_phrase, Ctx, Val};
 
 /// An app as built, with what the cross-app checks (names, `depends_on`) need.
 pub(crate) struct Built {
@@ -99,7 +99,7 @@ fn dependency_list(ctx: &mut Ctx, v: &Val) -> Vec<(String, Range<usize>, DependC
             other => {
                 let msg = format!(
                     "`depends_on` items must be app names or {{ name, condition }} tables, found {}",
-                    a(other)
+                    type_phrase(other)
                 );
                 ctx.error(&item.span(), msg);
             }
@@ -759,7 +759,7 @@ fn env_table(ctx: &mut Ctx, key: &str, v: &Val) -> Vec<(String, String)> {
             None => {
                 let msg = format!(
                     "`{key}.{name}` must be a string, number or boolean, found {}",
-                    a(val.get_ref())
+                    type_phrase(val.get_ref())
                 );
                 ctx.error(&val.span(), msg);
             }
@@ -790,7 +790,10 @@ fn instances(ctx: &mut Ctx, v: &Val) -> Option<u32> {
             }
         },
         other => {
-            ctx.error(&v.span(), format!("{expected}, found {}", a(other)));
+            ctx.error(
+                &v.span(),
+                format!("{expected}, found {}", type_phrase(other)),
+            );
             return None;
         }
     };
@@ -843,7 +846,7 @@ fn listen(ctx: &mut Ctx, v: &Val) -> Vec<super::model::ListenAddr> {
             other => {
                 let msg = format!(
                     "`listen` entries must be strings like \"8080\", found {}",
-                    a(other)
+                    type_phrase(other)
                 );
                 ctx.error(&item.span(), msg);
                 continue;

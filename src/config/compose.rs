@@ -254,7 +254,10 @@ fn probe(ctx: &mut Ctx, proc: &str, key: &str, m: &Mapping) -> Option<String> {
             return None;
         };
         if let Some(dir) = get(e, "working_dir").and_then(str_of) {
-            return Some(format!("exec:cd {} && {cmd}", super::words::join(&[dir])));
+            return Some(format!(
+                "exec:cd {} && {cmd}",
+                super::shell_words::join(&[dir])
+            ));
         }
         return Some(format!("exec:{cmd}"));
     }

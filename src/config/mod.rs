@@ -20,11 +20,11 @@ mod ini;
 mod keys;
 mod program;
 mod render;
+mod shell_words;
 mod suggest;
 mod units;
 mod users;
 mod value;
-mod words;
 
 #[cfg(test)]
 mod tests;
@@ -332,7 +332,7 @@ fn app_tables<'t, 'i>(
             other => {
                 let msg = format!(
                     "each entry of `apps` must be a table, found {}",
-                    value::a(other)
+                    value::type_phrase(other)
                 );
                 ctx.error(&item.span(), msg);
             }

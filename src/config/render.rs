@@ -5,8 +5,8 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 use super::model::{AppSpec, DependCondition, Ecosystem, OnSighup, ReadyCheck};
+use super::shell_words;
 use super::units::{format_duration, format_size};
-use super::words;
 
 pub fn render_check(eco: &Ecosystem) -> String {
     let mut out = String::new();
@@ -100,7 +100,7 @@ fn render_app(out: &mut String, app: &AppSpec) {
             app.instances
         ),
     );
-    row(out, "command", words::join(&app.argv));
+    row(out, "command", shell_words::join(&app.argv));
     if app.argv.first().map(String::as_str) != app.program.to_str() {
         row(out, "program", app.program.display());
     }
@@ -113,7 +113,7 @@ fn render_app(out: &mut String, app: &AppSpec) {
     for (k, v) in &app.env {
         let label = if first { "env" } else { "" };
         first = false;
-        row(out, label, format!("{k}={}", words::quote(v)));
+        row(out, label, format!("{k}={}", shell_words::quote(v)));
     }
     if app.instance_var != d.instance_var {
         row(out, "instance_var", &app.instance_var);

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use super::error::Diagnostic;
 use super::ini::{self, Entry, Section};
 use super::pm2::{comment, fmt_key, quoted};
+use super::shell_words;
 use super::units::parse_signal;
-use super::words;
 
 /// The converted file and what it could not carry over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -686,7 +686,7 @@ fn program(
             } else {
                 expand(ctx, fi, e, &vars)
             };
-            match words::split(&text) {
+            match shell_words::split(&text) {
                 Ok(argv) if argv.is_empty() => ctx.error(fi, e.line, "`command` is empty"),
                 Ok(argv) if varies(e) => {
                     // The number differs per instance: let a shell put it in.

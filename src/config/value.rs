@@ -23,8 +23,8 @@ pub(crate) struct Ctx<'a> {
     cpus: Option<u32>,
 }
 
-/// "a string", "an integer", ... for "found ..." messages.
-pub(crate) fn a(v: &DeValue) -> &'static str {
+/// The type of a value as "found ..." messages name it: "a string", "an integer", ...
+pub(crate) fn type_phrase(v: &DeValue) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",
@@ -79,7 +79,10 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn type_error(&mut self, key: &str, expected: &str, v: &Val) {
-        let msg = format!("`{key}` must be {expected}, found {}", a(v.get_ref()));
+        let msg = format!(
+            "`{key}` must be {expected}, found {}",
+            type_phrase(v.get_ref())
+        );
         self.error(&v.span(), msg);
     }
 
@@ -184,7 +187,10 @@ impl<'a> Ctx<'a> {
                     match item.get_ref() {
                         DeValue::String(s) => out.push((s.to_string(), item.span())),
                         other => {
-                            let msg = format!("`{key}` items must be strings, found {}", a(other));
+                            let msg = format!(
+                                "`{key}` items must be strings, found {}",
+                                type_phrase(other)
+                            );
                             self.error(&item.span(), msg);
                             ok = false;
                         }
@@ -203,7 +209,7 @@ impl<'a> Ctx<'a> {
     /// booleans in it are taken as text).
     pub fn words(&mut self, key: &str, v: &Val) -> Option<Vec<String>> {
         match v.get_ref() {
-            DeValue::String(s) => match super::words::split(s) {
+            DeValue::String(s) => match super::shell_words::split(s) {
                 Ok(w) => Some(w),
                 Err(e) => {
                     self.error(&v.span(), format!("`{key}`: {e}"));
@@ -226,7 +232,7 @@ impl<'a> Ctx<'a> {
                         None => {
                             let msg = format!(
                                 "`{key}` items must be strings, found {}",
-                                a(item.get_ref())
+                                type_phrase(item.get_ref())
                             );
                             self.error(&item.span(), msg);
                             ok = false;

@@ -82,7 +82,7 @@ pub(super) fn slot_deadline(slot: &Slot) -> Option<Instant> {
             best = Some(best.map_or(t, |b| b.min(t)));
         }
     };
-    for p in [&slot.proc, &slot.next].into_iter().flatten() {
+    for p in [&slot.proc, &slot.replacement].into_iter().flatten() {
         consider(p.stopping.filter(|s| !s.killed).map(|s| s.kill_at));
         if p.online_since.is_none() && p.main_alive() && p.stopping.is_none() {
             consider(p.ready_deadline);

@@ -47,7 +47,7 @@ impl Core {
                 slot.completed = false;
                 match role {
                     Role::Current => slot.proc = Some(proc),
-                    Role::Replacement => slot.next = Some(proc),
+                    Role::Replacement => slot.replacement = Some(proc),
                 }
                 if !unwanted && !spec.waits_for_ready() {
                     self.became_online_pid(id, pid, now);
@@ -145,7 +145,7 @@ impl Core {
         };
         let proc = match role {
             Role::Current => slot.proc.take(),
-            Role::Replacement => slot.next.take(),
+            Role::Replacement => slot.replacement.take(),
         };
         let Some(proc) = proc else {
             return;
@@ -259,7 +259,10 @@ impl Core {
             return;
         };
         let mut changed = false;
-        for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+        for p in [&mut slot.proc, &mut slot.replacement]
+            .into_iter()
+            .flatten()
+        {
             if p.pid == pid && p.online_since.is_none() && p.main_alive() && p.stopping.is_none() {
                 p.online_since = Some(now);
                 p.watchdog_at = watchdog.map(|w| now + w);

@@ -358,7 +358,7 @@ impl Core {
             if slot.proc.as_ref().is_some_and(|p| p.pid == pid) {
                 return Some((id, Role::Current));
             }
-            if slot.next.as_ref().is_some_and(|p| p.pid == pid) {
+            if slot.replacement.as_ref().is_some_and(|p| p.pid == pid) {
                 return Some((id, Role::Replacement));
             }
         }
@@ -372,7 +372,7 @@ impl Core {
         let slot = self.slots.get_mut(&id)?;
         let p = match role {
             Role::Current => slot.proc.as_mut(),
-            Role::Replacement => slot.next.as_mut(),
+            Role::Replacement => slot.replacement.as_mut(),
         };
         match p {
             Some(p) if p.pid == pid => Some(p),

@@ -155,7 +155,8 @@ pub struct Slot {
     /// Where the app is in `Core::apps` (checked against `app`, see `Core::app_of`).
     pub(super) app_ix: usize,
     pub proc: Option<Proc>,
-    pub next: Option<Proc>,
+    /// The process a reload started to take over from `proc`, until it is online.
+    pub replacement: Option<Proc>,
     pub restarts: u32,
     pub last_exit: Option<ExitKind>,
     /// Failed health checks over the slot's life, for metrics.
@@ -202,7 +203,7 @@ impl Slot {
     }
 
     pub(super) fn has_process(&self) -> bool {
-        self.proc.is_some() || self.next.is_some() || self.spawning > 0
+        self.proc.is_some() || self.replacement.is_some() || self.spawning > 0
     }
 
     pub(super) fn new(id: SlotId, index: u32, app: &str, app_ix: usize) -> Slot {
@@ -212,7 +213,7 @@ impl Slot {
             app: app.to_string(),
             app_ix,
             proc: None,
-            next: None,
+            replacement: None,
             restarts: 0,
             last_exit: None,
             health_failures_total: 0,
@@ -241,7 +242,10 @@ impl Core {
         };
         slot.restart_at = None;
         slot.after_stop = after;
-        for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+        for p in [&mut slot.proc, &mut slot.replacement]
+            .into_iter()
+            .flatten()
+        {
             self.actions.extend(p.stop_on_request(spec, now));
         }
     }

@@ -160,9 +160,13 @@ impl Core {
         };
         // A replacement that is online takes over; the old process drains in the background.
         if let Some(slot) = self.slots.get_mut(&id) {
-            if slot.next.as_ref().is_some_and(|p| p.online_since.is_some()) {
+            if slot
+                .replacement
+                .as_ref()
+                .is_some_and(|p| p.online_since.is_some())
+            {
                 let old = slot.proc.take();
-                slot.proc = slot.next.take();
+                slot.proc = slot.replacement.take();
                 if let Some(mut old) = old {
                     self.actions.extend(old.stop_on_request(&spec, now));
                     self.draining.push((id, old));
@@ -176,7 +180,7 @@ impl Core {
             .find(|a| a.spec.name == name)
             .and_then(|a| a.reload.as_ref())
             .is_some_and(|p| p.current == Some(id));
-        let promoted = self.slots.get(&id).is_some_and(|s| s.next.is_none());
+        let promoted = self.slots.get(&id).is_some_and(|s| s.replacement.is_none());
         if is_current && promoted {
             if let Some(plan) = self
                 .apps
@@ -204,7 +208,7 @@ impl Core {
         let current = plan.current.take();
         if let Some(id) = current {
             if let Some(slot) = self.slots.get_mut(&id) {
-                if let Some(p) = slot.next.as_mut() {
+                if let Some(p) = slot.replacement.as_mut() {
                     self.actions.extend(p.stop_on_request(&spec, now));
                 }
             }

@@ -108,7 +108,7 @@ impl Core {
         let pids = ids
             .iter()
             .filter_map(|id| self.slots.get(id))
-            .flat_map(|s| [s.proc.as_ref(), s.next.as_ref()])
+            .flat_map(|s| [s.proc.as_ref(), s.replacement.as_ref()])
             .flatten()
             .map(|p| p.pid)
             .chain(
@@ -296,7 +296,7 @@ impl Core {
         let mut n = 0;
         for id in ids {
             if let Some(slot) = self.slots.get(&id) {
-                for p in [&slot.proc, &slot.next].into_iter().flatten() {
+                for p in [&slot.proc, &slot.replacement].into_iter().flatten() {
                     if p.main_alive() {
                         self.actions.push_back(Action::Forward {
                             pid: p.pid,
@@ -562,7 +562,7 @@ impl Core {
                 matches!(
                     s.status(),
                     Status::Online | Status::Errored | Status::Stopped
-                ) && s.next.is_none()
+                ) && s.replacement.is_none()
             })
         })
     }

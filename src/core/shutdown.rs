@@ -42,7 +42,10 @@ impl Core {
             log::warn!("second stop request: killing every remaining process");
             let actions = &mut self.actions;
             for slot in self.slots.values_mut() {
-                for p in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+                for p in [&mut slot.proc, &mut slot.replacement]
+                    .into_iter()
+                    .flatten()
+                {
                     actions.push_back(p.kill_now(true, now));
                 }
             }

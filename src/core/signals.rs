@@ -58,7 +58,7 @@ impl Core {
 
     fn forward_number(&mut self, signal: i32) {
         for slot in self.slots.values() {
-            for p in [&slot.proc, &slot.next].into_iter().flatten() {
+            for p in [&slot.proc, &slot.replacement].into_iter().flatten() {
                 if p.main_alive() {
                     self.actions
                         .push_back(Action::Forward { pid: p.pid, signal });

@@ -418,8 +418,8 @@ fn cluster_reload_starts_each_replacement_before_stopping_the_old_process() {
     w.core.request_reload(1, "api", w.now);
     w.pump();
     // One replacement at a time, and the old one keeps serving until it is online.
-    let new0 = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
-    assert!(w.core.slot(1).unwrap().next.is_none());
+    let new0 = w.core.slot(0).unwrap().replacement.as_ref().unwrap().pid;
+    assert!(w.core.slot(1).unwrap().replacement.is_none());
     assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
     w.core.ready(new0, w.now);
     w.pump();
@@ -429,7 +429,7 @@ fn cluster_reload_starts_each_replacement_before_stopping_the_old_process() {
         signal: Signal::SIGINT,
         tree: true
     }));
-    let new1 = w.core.slot(1).unwrap().next.as_ref().unwrap().pid;
+    let new1 = w.core.slot(1).unwrap().replacement.as_ref().unwrap().pid;
     w.core.ready(new1, w.now);
     w.pump();
     w.exit(old0, ExitKind::Code(0));
@@ -454,7 +454,7 @@ fn a_replacement_that_crashes_aborts_the_reload_and_keeps_the_old_processes() {
     w.core.ready(old1, w.now);
     w.core.request_reload(7, "api", w.now);
     w.pump();
-    let new0 = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    let new0 = w.core.slot(0).unwrap().replacement.as_ref().unwrap().pid;
     w.exit(new0, ExitKind::Code(1));
     let r = replies(&w);
     assert_eq!(r.len(), 1);
@@ -474,7 +474,7 @@ fn a_replacement_not_ready_within_listen_timeout_fails_the_reload() {
     w.core.ready(old, w.now);
     w.core.request_reload(1, "api", w.now);
     w.pump();
-    let new = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    let new = w.core.slot(0).unwrap().replacement.as_ref().unwrap().pid;
     w.advance(Duration::from_millis(3000));
     assert!(w.log.contains(&Action::Stop {
         pid: new,
@@ -597,7 +597,7 @@ fn memory_restart_in_cluster_mode_starts_the_replacement_first() {
     w.core.ready(old, w.now);
     w.core.memory_exceeded(0, w.now);
     w.pump();
-    let new = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    let new = w.core.slot(0).unwrap().replacement.as_ref().unwrap().pid;
     assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
     w.core.ready(new, w.now);
     w.pump();
@@ -688,7 +688,7 @@ fn live_pids(w: &World) -> Vec<i32> {
     let mut v: Vec<i32> = w
         .core
         .slots()
-        .flat_map(|s| [s.proc.as_ref(), s.next.as_ref()])
+        .flat_map(|s| [s.proc.as_ref(), s.replacement.as_ref()])
         .flatten()
         .map(|p| p.pid)
         .collect();
@@ -726,7 +726,7 @@ fn a_shutdown_during_a_cluster_reload_ends_the_reload_and_runner() {
     w.core.ready(old1, w.now);
     w.core.request_reload(1, "api", w.now);
     w.pump();
-    assert!(w.core.slot(0).unwrap().next.is_some());
+    assert!(w.core.slot(0).unwrap().replacement.is_some());
     w.core.shutdown(false, w.now);
     w.pump();
     exit_every_stopped(&mut w);
@@ -973,7 +973,7 @@ fn health_failures_in_cluster_mode_start_the_replacement_before_stopping_the_old
     w.pump();
     w.advance(Duration::from_secs(1));
     w.answer(old, Err("answered `HTTP/1.1 500`"));
-    let new = w.core.slot(0).unwrap().next.as_ref().unwrap().pid;
+    let new = w.core.slot(0).unwrap().replacement.as_ref().unwrap().pid;
     assert!(!w.log.iter().any(|a| matches!(a, Action::Stop { .. })));
     w.core.ready(new, w.now);
     w.pump();
@@ -1513,7 +1513,7 @@ fn a_thousand_instances_start_reload_and_stop() {
     w.pump();
     // Each replacement is ready at once; its old process stops and exits.
     for s in 0..1000 {
-        let new = w.core.slot(s).unwrap().next.as_ref().unwrap().pid;
+        let new = w.core.slot(s).unwrap().replacement.as_ref().unwrap().pid;
         w.core.ready(new, w.now);
         w.pump();
         let old = w.log.iter().rev().find_map(|a| match a {

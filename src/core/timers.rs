@@ -32,7 +32,10 @@ impl Core {
                     }
                 }
             }
-            for proc in [&mut slot.proc, &mut slot.next].into_iter().flatten() {
+            for proc in [&mut slot.proc, &mut slot.replacement]
+                .into_iter()
+                .flatten()
+            {
                 self.actions.extend(proc.kill_if_due(&spec, now));
             }
             let starved = slot
@@ -65,7 +68,7 @@ impl Core {
                 .and_then(|p| p.ready_deadline)
                 .is_some_and(|d| d <= now);
             let next_timed_out = slot
-                .next
+                .replacement
                 .as_ref()
                 .filter(|p| p.main_alive() && p.online_since.is_none() && p.stopping.is_none())
                 .and_then(|p| p.ready_deadline)
@@ -85,7 +88,7 @@ impl Core {
                 // never says `listening`: as PM2 does, the reload goes on after
                 // listen_timeout. A crash before that still fails it.
                 if spec.ready_on_listening() {
-                    if let Some(pid) = slot.next.as_ref().map(|p| p.pid) {
+                    if let Some(pid) = slot.replacement.as_ref().map(|p| p.pid) {
                         log::info!(
                             "{}[{index}]: the new process did not listen within listen_timeout ({}); counting it as online",
                             spec.name,

@@ -468,7 +468,7 @@ impl Supervisor {
             else {
                 continue;
             };
-            for p in [&slot.proc, &slot.next].into_iter().flatten() {
+            for p in [&slot.proc, &slot.replacement].into_iter().flatten() {
                 if p.is_launching() {
                     launching.push((p.pid, check.clone(), addr));
                 }
