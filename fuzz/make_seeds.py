@@ -60,7 +60,7 @@ for p in sorted(glob.glob(os.path.join(fx, "*.config.*js"))):
     except Exception:
         pass
 for p in sorted(glob.glob(os.path.join(root, "tests", "import.rs")) +
-                glob.glob(os.path.join(root, "src", "config", "pm2.rs"))):
+                glob.glob(os.path.join(root, "src", "config", "import", "pm2.rs"))):
     for s in rust_strings(p):
         t = s.strip()
         if t[:1] in "{[" and ("script" in t or "apps" in t):

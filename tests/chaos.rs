@@ -1090,7 +1090,7 @@ fn pids_of_running(d: &TestDir, runner: i32, name: &str) -> i32 {
 // Regressions for what the fuzzers found
 
 /// Found by fuzz/pm2_json: `runner import` writes the `log_file` note as a raw comment
-/// (src/config/pm2.rs, convert_log_file) instead of through `comment()`. When the path
+/// (src/config/import/pm2.rs, convert_log_file) instead of through `comment()`. When the path
 /// holds a newline, `show_json` falls back to JSON, which leaves DEL (U+007F) raw, and a
 /// control character is not allowed in a TOML comment: the output does not parse, and
 /// `runner ecosystem.json` fails on a file the user never wrote.

@@ -4,10 +4,8 @@
 //! problem in the file is reported at once, each with file, line, column and, for an
 //! unknown key, the closest known one.
 
-pub mod compose;
+pub mod import;
 pub mod model;
-pub mod pm2;
-pub mod supervisord;
 
 mod addr;
 mod app;
@@ -16,7 +14,6 @@ mod cpus;
 mod dotenv;
 mod error;
 mod graph;
-mod ini;
 mod keys;
 mod program;
 mod render;
@@ -75,7 +72,7 @@ fn foreign_kind(path: &Path, text: Option<&str>) -> Option<Foreign> {
         Some("js" | "cjs" | "mjs" | "json") => Some(Foreign::Pm2),
         Some("conf" | "ini") => Some(Foreign::Supervisord),
         Some("yaml" | "yml") => Some(Foreign::ProcessCompose),
-        _ if text.is_some_and(supervisord::looks_like) => Some(Foreign::Supervisord),
+        _ if text.is_some_and(import::supervisord::looks_like) => Some(Foreign::Supervisord),
         _ => None,
     }
 }
@@ -85,10 +82,10 @@ fn foreign_kind(path: &Path, text: Option<&str>) -> Option<Foreign> {
 pub fn import(path: &Path) -> Result<(String, Vec<String>), ConfigError> {
     let text = std::fs::read_to_string(path).ok();
     match foreign_kind(path, text.as_deref()) {
-        Some(Foreign::Supervisord) => supervisord::to_toml(path)
+        Some(Foreign::Supervisord) => import::supervisord::to_toml(path)
             .map(|c| (c.toml, c.warnings))
             .map_err(ConfigError::new),
-        Some(Foreign::ProcessCompose) => compose::to_toml(path)
+        Some(Foreign::ProcessCompose) => import::compose::to_toml(path)
             .map(|c| (c.toml, c.warnings))
             .map_err(ConfigError::new),
         _ => pm2_to_toml(path)
@@ -107,13 +104,13 @@ fn pm2_error(path: &Path, e: String) -> ConfigError {
 
 /// For `apply` in the running supervisor: when [`load`] of `path` would run `node` (a
 /// PM2 `.js`, `.cjs` or `.mjs` file), the command to run instead, so that the caller can
-/// wait for it without blocking (within [`pm2::NODE_TIME_LIMIT`] and
-/// [`pm2::NODE_MAX_OUTPUT`]) and finish with [`load_evaluated`]. None: `load` it.
+/// wait for it without blocking (within [`import::pm2::NODE_TIME_LIMIT`] and
+/// [`import::pm2::NODE_MAX_OUTPUT`]) and finish with [`load_evaluated`]. None: `load` it.
 pub fn node_evaluation(path: &Path) -> Option<Result<std::process::Command, ConfigError>> {
-    let esm = pm2::node_evaluates(path)?;
+    let esm = import::pm2::node_evaluates(path)?;
     Some(
         read_text(path)
-            .and_then(|_| pm2::node_evaluation(path, esm).map_err(|e| pm2_error(path, e))),
+            .and_then(|_| import::pm2::node_evaluation(path, esm).map_err(|e| pm2_error(path, e))),
     )
 }
 
@@ -124,7 +121,7 @@ pub fn load_evaluated(
     opts: &LoadOptions,
     run: Result<bounded::Output, bounded::Error>,
 ) -> Result<Ecosystem, ConfigError> {
-    let text = pm2::evaluated_to_toml(path, run).map_err(|e| pm2_error(path, e))?;
+    let text = import::pm2::evaluated_to_toml(path, run).map_err(|e| pm2_error(path, e))?;
     load_str(&text, path, opts).map_err(|e| converted_error(path, e))
 }
 
@@ -169,7 +166,7 @@ fn converted_error(path: &Path, e: ConfigError) -> ConfigError {
 }
 
 fn pm2_to_toml(path: &Path) -> Result<String, String> {
-    pm2::to_toml(path)
+    import::pm2::to_toml(path)
 }
 
 /// Parses TOML text as if read from `path` (used by `load`, by tests, and by the PM2

@@ -3,4 +3,8 @@
 //! Plain non-blocking fds for the one mio event loop; nothing here spawns threads or
 //! blocks.
 
+pub(crate) mod attribution;
+pub(crate) mod http_check;
 pub mod notify;
+pub(crate) mod probes;
+pub(crate) mod systemd;

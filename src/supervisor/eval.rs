@@ -26,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use super::tokens::Band;
 use super::Supervisor;
 use crate::config::bounded::{self, Error, Output};
-use crate::config::pm2::{NODE_MAX_OUTPUT, NODE_TIME_LIMIT};
+use crate::config::import::pm2::{NODE_MAX_OUTPUT, NODE_TIME_LIMIT};
 use crate::config::{ConfigError, Ecosystem};
 use crate::control::protocol::Reply;
 use crate::control::server::ConnId;

@@ -16,7 +16,7 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::ReadyCheck;
 use crate::core::ExitKind;
-use crate::supervisor::http_check::Exchange;
+use crate::readiness::http_check::Exchange;
 use crate::supervisor::tokens::Band;
 
 /// How a check ended: `Err` says how it failed, for the log line.

@@ -20,7 +20,7 @@ use crate::cluster::Listeners;
 use crate::core::Core;
 use crate::node_ipc::cluster::{self, Incoming};
 use crate::node_ipc::NodeChannel;
-use crate::supervisor::ready::Said;
+use crate::readiness::attribution::Said;
 use crate::supervisor::tokens::Band;
 
 struct Attached {

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use super::error::Diagnostic;
 use super::ini::{self, Entry, Section};
 use super::pm2::{comment, fmt_key, quoted};
-use super::shell_words;
-use super::units::parse_signal;
+use crate::config::error::Diagnostic;
+use crate::config::shell_words;
+use crate::config::units::parse_signal;
 
 /// The converted file and what it could not carry over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -871,7 +871,8 @@ fn program(
                 format!("[program:{name}] `{}` ignored: {w}", e.key),
             ),
             None => {
-                let hint = super::suggest::did_you_mean(&e.key, PROGRAM_KEYS.iter().copied());
+                let hint =
+                    crate::config::suggest::did_you_mean(&e.key, PROGRAM_KEYS.iter().copied());
                 ctx.warn(fi, e.line, format!("[program:{name}] `{}` is not a supervisord program option runner knows; ignored{hint}", e.key))
             }
         }

@@ -67,7 +67,7 @@ pub fn node_evaluation(path: &Path, esm: bool) -> Result<Command, String> {
 /// bounded run (limits [`NODE_TIME_LIMIT`] and [`NODE_MAX_OUTPUT`]).
 pub fn evaluated_to_toml(
     path: &Path,
-    run: Result<super::bounded::Output, super::bounded::Error>,
+    run: Result<crate::config::bounded::Output, crate::config::bounded::Error>,
 ) -> Result<String, String> {
     let config = node_value(&path.display().to_string(), run)?;
     convert_file(path, &config)
@@ -145,7 +145,7 @@ fn eval_with_node(path: &Path, shown: &str, esm: bool) -> Result<Value, String> 
     // NODE_MAX_OUTPUT).
     node_value(
         shown,
-        super::bounded::output(cmd, NODE_TIME_LIMIT, NODE_MAX_OUTPUT),
+        crate::config::bounded::output(cmd, NODE_TIME_LIMIT, NODE_MAX_OUTPUT),
     )
 }
 
@@ -171,22 +171,22 @@ fn node_command(path: &Path, shown: &str, esm: bool) -> Result<Command, String> 
 /// The config node printed, or what went wrong, from node's bounded run.
 fn node_value(
     shown: &str,
-    output: Result<super::bounded::Output, super::bounded::Error>,
+    output: Result<crate::config::bounded::Output, crate::config::bounded::Error>,
 ) -> Result<Value, String> {
     let output = match output {
-        Err(super::bounded::Error::TimedOut) => {
+        Err(crate::config::bounded::Error::TimedOut) => {
             return Err(format!(
                 "evaluating {shown} with node took longer than {} s and was stopped: a PM2 file must set module.exports at once (a Promise that never settles, a server or a timer keeps node running)",
                 NODE_TIME_LIMIT.as_secs()
             ))
         }
-        Err(super::bounded::Error::TooMuchOutput) => {
+        Err(crate::config::bounded::Error::TooMuchOutput) => {
             return Err(format!(
                 "evaluating {shown} with node printed more than {} MiB and was stopped",
                 NODE_MAX_OUTPUT >> 20
             ))
         }
-        Err(super::bounded::Error::Io(e)) => Err(e),
+        Err(crate::config::bounded::Error::Io(e)) => Err(e),
         Ok(o) => Ok(o),
     };
     let output = match output {

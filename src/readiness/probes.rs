@@ -14,7 +14,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::config::ReadyCheck;
-use crate::supervisor::http_check::Exchange;
+use crate::readiness::http_check::Exchange;
 use crate::supervisor::tokens::Band;
 
 /// Between two attempts of a failing probe.
@@ -252,7 +252,7 @@ fn close(registry: &Registry, state: &mut State) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::http_check::http_status_ok;
+    use crate::readiness::http_check::http_status_ok;
     use std::io::{Read, Write};
 
     #[test]

@@ -1,5 +1,5 @@
 //! The sd_notify socket every instance may write to (the Node IPC channels, which carry
-//! readiness too, live in [`super::node`]). Messages are attributed to an instance by
+//! readiness too, live in [`crate::supervisor::node`]). Messages are attributed to an instance by
 //! the sender's pid, which the kernel vouches for (SCM_CREDENTIALS); a sender that is not
 //! in an instance's tree changes nothing.
 

@@ -13,11 +13,11 @@ use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::error::Diagnostic;
-use super::keys;
-use super::model::DependCondition;
 use super::pm2::{comment, fmt_key, quoted};
 use super::supervisord::Converted;
+use crate::config::error::Diagnostic;
+use crate::config::keys;
+use crate::config::model::DependCondition;
 
 /// Keys of a process that runner carries over.
 const PROCESS_KEYS: &[&str] = &[
@@ -256,7 +256,7 @@ fn probe(ctx: &mut Ctx, proc: &str, key: &str, m: &Mapping) -> Option<String> {
         if let Some(dir) = get(e, "working_dir").and_then(str_of) {
             return Some(format!(
                 "exec:cd {} && {cmd}",
-                super::shell_words::join(&[dir])
+                crate::config::shell_words::join(&[dir])
             ));
         }
         return Some(format!("exec:{cmd}"));
@@ -592,7 +592,10 @@ fn process(
     let mut timeout = 10.0;
     if let Some(Value::Mapping(s)) = get(p, "shutdown") {
         if let Some(v) = get(s, "signal") {
-            match str_of(v).as_deref().and_then(super::units::parse_signal) {
+            match str_of(v)
+                .as_deref()
+                .and_then(crate::config::units::parse_signal)
+            {
                 Some(sig) => signal = sig.as_str().to_string(),
                 None => ctx.error(
                     name,
@@ -625,7 +628,7 @@ fn process(
     for (k, _) in p {
         let k = str_of(k).unwrap_or_default();
         if !PROCESS_KEYS.contains(&k.as_str()) {
-            let hint = super::suggest::did_you_mean(&k, PROCESS_KEYS.iter().copied());
+            let hint = crate::config::suggest::did_you_mean(&k, PROCESS_KEYS.iter().copied());
             ctx.warn(
                 name,
                 Some(&k),
