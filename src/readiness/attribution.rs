@@ -1,21 +1,30 @@
 //! The sd_notify socket every instance may write to (the Node IPC channels, which carry
-//! readiness too, live in [`crate::supervisor::node`]). Messages are attributed to an instance by
+//! readiness too, live in `supervisor/node.rs`). Messages are attributed to an instance by
 //! the sender's pid, which the kernel vouches for (SCM_CREDENTIALS); a sender that is not
 //! in an instance's tree changes nothing.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use mio::{Interest, Registry, Token};
 
 use crate::core::Core;
 use crate::procfs;
 use crate::readiness::notify::NotifySocket;
-use crate::supervisor::NotifyAt;
-
-use crate::supervisor::tokens::NOTIFY;
 /// How far up the parent chain a sender may be from its instance's main process.
 const MAX_DEPTH: usize = 64;
+
+/// Where the instances' sd_notify socket is bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyAt {
+    /// No socket, no `NOTIFY_SOCKET` (single-program mode, as tini).
+    Nowhere,
+    /// A path (beside the control socket).
+    Path(PathBuf),
+    /// The abstract namespace: no directory is writable.
+    Abstract,
+}
 
 /// What an instance said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,17 +34,23 @@ pub enum Said {
     Watchdog(i32),
 }
 
-#[derive(Default)]
 pub struct Readiness {
     notify: Option<NotifySocket>,
+    /// The loop's token for the socket.
+    token: Token,
     /// The notify socket's budget ran out: datagrams may still be queued.
     notify_more: bool,
 }
 
 impl Readiness {
-    /// Binds the sd_notify socket at `path` (None: apps get no NOTIFY_SOCKET).
-    pub fn new(registry: &Registry, at: &NotifyAt) -> Readiness {
-        let mut r = Readiness::default();
+    /// Binds the sd_notify socket `at` (`Nowhere`: apps get no NOTIFY_SOCKET) and registers
+    /// it under `token`.
+    pub fn new(registry: &Registry, at: &NotifyAt, token: Token) -> Readiness {
+        let mut r = Readiness {
+            notify: None,
+            token,
+            notify_more: false,
+        };
         let bound = match at {
             NotifyAt::Nowhere => return r,
             NotifyAt::Path(path) => NotifySocket::bind(path)
@@ -52,7 +67,7 @@ impl Readiness {
             .map_err(|e| format!("no sd_notify socket: {e}")),
         };
         match bound {
-            Ok(mut sock) => match registry.register(&mut sock, NOTIFY, Interest::READABLE) {
+            Ok(mut sock) => match registry.register(&mut sock, token, Interest::READABLE) {
                 Ok(()) => r.notify = Some(sock),
                 Err(e) => log::warn!("cannot watch the sd_notify socket: {e}"),
             },
@@ -72,7 +87,7 @@ impl Readiness {
     }
 
     pub fn owns(&self, token: Token) -> bool {
-        token == NOTIFY
+        token == self.token
     }
 
     /// Reads what arrived on the sd_notify socket.

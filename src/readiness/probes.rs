@@ -15,7 +15,6 @@ use mio::{Interest, Registry, Token};
 
 use crate::config::ReadyCheck;
 use crate::readiness::http_check::Exchange;
-use crate::supervisor::tokens::Band;
 
 /// Between two attempts of a failing probe.
 pub const RETRY_EVERY: Duration = Duration::from_millis(250);
@@ -54,20 +53,27 @@ pub struct ExecRequest {
 #[derive(Debug)]
 pub struct Probes {
     probes: HashMap<i32, Probe>,
-    /// Number of the next probe socket's token in [`Band::Probes`].
+    /// Number of the next probe socket's token in the band.
     next_token: u64,
+    /// The `n`th token of the loop's band for probe sockets.
+    token: fn(u64) -> Token,
+    /// Whether a token is in that band.
+    in_band: fn(Token) -> bool,
 }
 
 impl Probes {
-    pub fn new() -> Probes {
+    /// Probe sockets take their tokens from the loop's band for them (`token`, `in_band`).
+    pub fn new(token: fn(u64) -> Token, in_band: fn(Token) -> bool) -> Probes {
         Probes {
             probes: HashMap::new(),
             next_token: 0,
+            token,
+            in_band,
         }
     }
 
     pub fn owns(&self, token: Token) -> bool {
-        matches!(Band::of(token), Some((Band::Probes, _)))
+        (self.in_band)(token)
     }
 
     /// Keeps exactly one probe per launching instance: adds new ones, drops the rest.
@@ -119,7 +125,7 @@ impl Probes {
                         command: cmd.clone(),
                     }),
                     ReadyCheck::Tcp { host, port } | ReadyCheck::Http { host, port, .. } => {
-                        let token = Band::Probes.token(self.next_token);
+                        let token = (self.token)(self.next_token);
                         self.next_token = self.next_token.wrapping_add(1);
                         probe.state = match connect(registry, probe.addr, host, *port, token) {
                             Some(stream) => State::Connecting {
@@ -279,12 +285,17 @@ mod tests {
         false
     }
 
+    /// Probes whose tokens are all the loop's ones (the loop has nothing else here).
+    fn any_probes() -> Probes {
+        Probes::new(|n| Token(n as usize), |_| true)
+    }
+
     #[test]
     fn a_tcp_probe_succeeds_once_something_listens() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut poll = mio::Poll::new().unwrap();
-        let mut probes = Probes::new();
+        let mut probes = any_probes();
         let check = ReadyCheck::Tcp {
             host: "127.0.0.1".into(),
             port,
@@ -311,7 +322,7 @@ mod tests {
             }
         });
         let mut poll = mio::Poll::new().unwrap();
-        let mut probes = Probes::new();
+        let mut probes = any_probes();
         let check = ReadyCheck::Http {
             host: "127.0.0.1".into(),
             port,
@@ -327,7 +338,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut poll = mio::Poll::new().unwrap();
-        let mut probes = Probes::new();
+        let mut probes = any_probes();
         // A name that can't resolve: only the load-time address can make this succeed.
         let check = ReadyCheck::Tcp {
             host: "name.invalid".into(),

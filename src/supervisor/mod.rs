@@ -36,6 +36,7 @@ use crate::control::server::{ConnId, Server};
 use crate::core::{Action, Core, ExitKind, RequestId, Role, SpawnFailure};
 use crate::readiness::attribution as ready;
 use crate::readiness::{probes, systemd};
+pub use ready::NotifyAt;
 use spawn::{SpawnRequest, Stdin};
 use tree::Trees;
 
@@ -66,17 +67,6 @@ pub struct Options {
     pub notify: NotifyAt,
     /// The `[runner] metrics` endpoint, already bound.
     pub metrics: Option<scrape::MetricsServer>,
-}
-
-/// Where the instances' sd_notify socket is bound.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotifyAt {
-    /// No socket, no `NOTIFY_SOCKET` (single-program mode, as tini).
-    Nowhere,
-    /// A path (beside the control socket).
-    Path(PathBuf),
-    /// The abstract namespace: no directory is writable.
-    Abstract,
 }
 
 /// Everything the loop owns.
@@ -168,7 +158,7 @@ impl Supervisor {
                 control = None;
             }
         }
-        let ready = ready::Readiness::new(poll.registry(), &opts.notify);
+        let ready = ready::Readiness::new(poll.registry(), &opts.notify, tokens::NOTIFY);
         let mut scrape = opts.metrics;
         if let Some(server) = scrape.as_mut() {
             server
@@ -193,7 +183,10 @@ impl Supervisor {
             metrics: metrics::Metrics::default(),
             rings_pruned_at: 0,
             listeners: opts.listeners,
-            probes: probes::Probes::new(),
+            probes: probes::Probes::new(
+                |n| Band::Probes.token(n),
+                |t| matches!(Band::of(t), Some((Band::Probes, _))),
+            ),
             health: health::HealthChecks::default(),
             scrape,
             ready,
