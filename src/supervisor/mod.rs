@@ -109,6 +109,10 @@ pub struct Supervisor {
     applies: eval::Applies,
     /// Leftovers being stopped after the core said to exit.
     sweep: Option<sweep::Sweep>,
+    /// The moment of this wake-up: the clock is read once when `poll` returns and every
+    /// handler of the turn uses it, so the events of one batch share one time. Read
+    /// afresh only after work that can take long (see `run`, `spawn`, `exec_done`).
+    now: Instant,
 }
 
 /// A spawn whose answer to the core waits for the child's exec.
@@ -159,6 +163,7 @@ impl Supervisor {
             }
         }
         let ready = ready::Readiness::new(poll.registry(), &opts.notify, tokens::NOTIFY);
+        let now = Instant::now();
         let mut scrape = opts.metrics;
         if let Some(server) = scrape.as_mut() {
             server
@@ -192,20 +197,22 @@ impl Supervisor {
             ready,
             node: node::NodeChannels::default(),
             next_worker_id: 1,
-            systemd: systemd::Systemd::from_env(Instant::now()),
+            systemd: systemd::Systemd::from_env(now),
             output: output::Output::new(mode != Mode::Single),
             cron: cron_clock::CronClock::default(),
             watches: watch::Watches::default(),
             execs: HashMap::new(),
             applies: eval::Applies::default(),
             sweep: None,
+            now,
         })
     }
 
     /// Runs until every app has ended; returns runner's exit code.
     pub fn run(mut self) -> i32 {
         let mut events = Events::with_capacity(64);
-        self.core.start(Instant::now());
+        self.now = Instant::now();
+        self.core.start(self.now);
         self.watches.sync(self.poll.registry(), &self.core);
         loop {
             // Everything that arms a timer or a probe runs after the actions and before
@@ -213,12 +220,16 @@ impl Supervisor {
             // set up is a stall (a ready_check that waited for a client to connect).
             // An apply round starts first, so that what it applies at once acts now.
             self.next_apply_round();
-            if let Some(code) = self.perform_actions() {
+            let exit = self.perform_actions();
+            // Performing actions may have spawned many children, which takes time: the
+            // sweep, probes, systemd and the poll timeout count from after it.
+            self.now = Instant::now();
+            if let Some(code) = exit {
                 if self.sweep.is_none() {
                     // A node evaluating an apply is killed; the sweep reaps it.
                     self.end_applies();
                     self.reap();
-                    self.sweep = sweep::Sweep::begin(code, Instant::now());
+                    self.sweep = sweep::Sweep::begin(code, self.now);
                     if self.sweep.is_none() {
                         return self.finish(code);
                     }
@@ -234,6 +245,7 @@ impl Supervisor {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             }
+            self.now = Instant::now();
             // Exec results first: a program that has exec'd may already have spoken on
             // its Node channel or notify socket in the same batch, and the core must
             // know the instance before it hears from it.
@@ -254,7 +266,7 @@ impl Supervisor {
                 } else if self.applies.owns(token) {
                     self.apply_readable(token);
                 } else if self.watches.owns(token) {
-                    self.watches.handle(token, &mut self.core, Instant::now());
+                    self.watches.handle(token, &mut self.core, self.now);
                 } else if self.output.owns(token) {
                     self.output.pump(self.poll.registry(), token);
                 } else if self.ready.owns(token) {
@@ -267,16 +279,13 @@ impl Supervisor {
                     self.handle_scrape(token);
                 } else if self.health.owns(token) {
                     if let Some((pid, outcome)) = self.health.ready(self.poll.registry(), token) {
-                        self.core.health_result(pid, outcome, Instant::now());
+                        self.core.health_result(pid, outcome, self.now);
                     }
                 } else if self.node.owns(token) {
                     self.handle_node(Some(token));
                 } else if self.probes.owns(token) {
-                    if let Some(pid) =
-                        self.probes
-                            .ready(self.poll.registry(), token, Instant::now())
-                    {
-                        self.core.ready(pid, Instant::now());
+                    if let Some(pid) = self.probes.ready(self.poll.registry(), token, self.now) {
+                        self.core.ready(pid, self.now);
                     }
                 }
             }
@@ -292,9 +301,9 @@ impl Supervisor {
             // Reaping on every wake-up, not only on SIGCHLD, costs one syscall and
             // covers a coalesced or missed SIGCHLD.
             self.reap();
-            self.apply_deadline(Instant::now());
+            self.apply_deadline(self.now);
             if let Some(sweep) = self.sweep.as_mut() {
-                if sweep.step(Instant::now()) {
+                if sweep.step(self.now) {
                     let code = sweep.code;
                     return self.finish(code);
                 }
@@ -302,11 +311,11 @@ impl Supervisor {
             self.recheck_trees();
             if let Some(server) = self.control.as_mut() {
                 server.retry_accept(self.poll.registry());
-                server.expire_idle(self.poll.registry(), Instant::now());
+                server.expire_idle(self.poll.registry(), self.now);
             }
             self.output.flush(self.poll.registry());
             if let Some(server) = self.scrape.as_mut() {
-                let now = Instant::now();
+                let now = self.now;
                 if server.next_deadline().is_some_and(|d| d <= now) {
                     server.expire(self.poll.registry(), now);
                 }
@@ -317,7 +326,7 @@ impl Supervisor {
             self.deliver_logs();
             self.check_memory();
             // Most wake-ups (output, control requests) have nothing due: keep them cheap.
-            let now = Instant::now();
+            let now = self.now;
             if self.core.next_deadline().is_some_and(|d| d <= now) {
                 self.core.tick(now);
             }
@@ -340,7 +349,7 @@ impl Supervisor {
             let reloading = self.core.is_reloading();
             let stopping = self.core.is_shutting_down();
             self.systemd
-                .update(online, &summary, reloading, stopping, Instant::now());
+                .update(online, &summary, reloading, stopping, self.now);
         }
     }
 
@@ -429,7 +438,7 @@ impl Supervisor {
                 self.exec_done(*pid);
             }
         }
-        let now = Instant::now();
+        let now = self.now;
         for s in said {
             match s {
                 ready::Said::Ready(pid) => self.core.ready(pid, now),
@@ -449,7 +458,7 @@ impl Supervisor {
         if !any_check && self.probes.next_deadline().is_none() {
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         let mut launching = Vec::new();
         for slot in self.core.slots() {
             let Some((check, addr)) = self
@@ -513,7 +522,7 @@ impl Supervisor {
 
     /// Performs `Action::HealthCheck`: starts the app's check against `pid`.
     fn start_health_check(&mut self, pid: i32) {
-        let now = Instant::now();
+        let now = self.now;
         let Some(check) = self
             .core
             .owner(pid)
@@ -548,7 +557,7 @@ impl Supervisor {
     /// A metrics connection (or the listener) is ready; scrapes are answered at once,
     /// from one /proc pass each.
     fn handle_scrape(&mut self, token: Token) {
-        let now = Instant::now();
+        let now = self.now;
         let Some(server) = self.scrape.as_mut() else {
             return;
         };
@@ -598,7 +607,7 @@ impl Supervisor {
             self.reply_now(conn, reply);
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         let id = self.next_request;
         self.next_request += 1;
         match request {
@@ -656,7 +665,7 @@ impl Supervisor {
 
     /// Checks `max_memory_restart` limits once a second, only while some app has one.
     fn check_memory(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         let due = self.core.memory_to_measure(now);
         if due.is_empty() {
             return;
@@ -668,7 +677,7 @@ impl Supervisor {
 
     /// Until the nearest deadline; None (sleep until an event) when nothing is timed.
     fn timeout(&self) -> Option<Duration> {
-        let now = Instant::now();
+        let now = self.now;
         let trees = (!self.watched.is_empty()).then(|| now + TREE_RECHECK);
         let stalled = self.control.as_ref().is_some_and(|c| c.accept_stalled());
         let accept = stalled.then(|| now + TREE_RECHECK);
@@ -698,7 +707,7 @@ impl Supervisor {
     }
 
     fn handle_signals(&mut self) {
-        let now = Instant::now();
+        let now = self.now;
         for signo in self.signals.pending() {
             if let Some(sweep) = self.sweep.as_mut() {
                 // The apps have ended: a stop signal now means "do not wait for leftovers".
@@ -742,16 +751,16 @@ impl Supervisor {
             self.trees.main_reaped(pid);
             self.trees.forget(pid);
             if let Some((instance, outcome)) = ended {
-                self.core.health_result(instance, outcome, Instant::now());
+                self.core.health_result(instance, outcome, self.now);
             }
             return;
         }
-        if let Some(proved) =
-            self.probes
-                .command_exited(pid, exit == ExitKind::Code(0), Instant::now())
+        if let Some(proved) = self
+            .probes
+            .command_exited(pid, exit == ExitKind::Code(0), self.now)
         {
             if let Some(instance) = proved {
-                self.core.ready(instance, Instant::now());
+                self.core.ready(instance, self.now);
             }
             return;
         }
@@ -773,7 +782,7 @@ impl Supervisor {
         } else {
             self.watched.insert(pid);
         }
-        self.core.exited(pid, exit, gone, Instant::now());
+        self.core.exited(pid, exit, gone, self.now);
     }
 
     fn recheck_trees(&mut self) {
@@ -788,7 +797,7 @@ impl Supervisor {
         for root in gone {
             self.watched.remove(&root);
             self.trees.forget(root);
-            self.core.tree_gone(root, Instant::now());
+            self.core.tree_gone(root, self.now);
         }
     }
 
@@ -800,7 +809,7 @@ impl Supervisor {
                 Action::Stop { pid, signal, tree } => {
                     self.trees.signal(pid, signal, tree);
                     if let Some((_, spec)) = self.core.owner(pid) {
-                        self.node.stopping(pid, spec.kill_timeout, Instant::now());
+                        self.node.stopping(pid, spec.kill_timeout, self.now);
                     }
                 }
                 Action::Kill { pid, tree } => {
@@ -868,6 +877,8 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, id: crate::core::SlotId, role: Role) {
+        // Dated when it happens: a turn that starts many instances forks for a while, and
+        // a start time counts for min_uptime and listen_timeout.
         let now = Instant::now();
         let core = &self.core;
         // Pruned only after slots were removed: a walk over every ring per spawn made
@@ -1051,6 +1062,8 @@ impl Supervisor {
             Ok(pid) => log::info!("{}[{}]: started pid {pid}", pending.name, pending.index),
             Err(e) => log::debug!("{}[{}]: spawn failed: {e}", pending.name, pending.index),
         }
+        // Read afresh: `outcome` may have waited for the exec (past MAX_EXECS_IN_FLIGHT),
+        // and this may follow a run of spawns in the same turn.
         self.core
             .spawned(pending.slot, pending.role, result, Instant::now());
     }
