@@ -142,32 +142,39 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn duration(&mut self, key: &str, v: &Val) -> Option<Duration> {
-        let parsed = match v.get_ref() {
-            DeValue::Integer(i) => match integer(i) {
+        let expected = "milliseconds or a string with a unit like \"1.5s\"";
+        self.number_or_unit(key, v, expected, units::parse_duration, |i| {
+            match integer(i) {
                 Some(n) => units::duration_from_millis(n),
                 None => Err(format!("`{i}` is too long a duration")),
-            },
-            DeValue::String(s) => units::parse_duration(s),
-            _ => {
-                self.type_error(key, "milliseconds or a string with a unit like \"1.5s\"", v);
-                return None;
             }
-        };
-        parsed
-            .map_err(|e| self.error(&v.span(), format!("`{key}`: {e}")))
-            .ok()
+        })
     }
 
     pub fn size(&mut self, key: &str, v: &Val) -> Option<u64> {
+        let expected = "bytes or a string like \"500M\"";
+        self.number_or_unit(key, v, expected, units::parse_size, |i| match integer(i) {
+            Some(n) if n >= 0 => Ok(n as u64),
+            Some(n) => Err(format!("`{n}` is not a size: it must not be negative")),
+            None => Err(format!("`{i}` is too large a size")),
+        })
+    }
+
+    /// A value written as a bare integer (in the key's base unit) or a string with a
+    /// unit; what is wrong with it is an error naming the key.
+    fn number_or_unit<T>(
+        &mut self,
+        key: &str,
+        v: &Val,
+        expected: &str,
+        text: impl Fn(&str) -> Result<T, String>,
+        number: impl Fn(&DeInteger) -> Result<T, String>,
+    ) -> Option<T> {
         let parsed = match v.get_ref() {
-            DeValue::Integer(i) => match integer(i) {
-                Some(n) if n >= 0 => Ok(n as u64),
-                Some(n) => Err(format!("`{n}` is not a size: it must not be negative")),
-                None => Err(format!("`{i}` is too large a size")),
-            },
-            DeValue::String(s) => units::parse_size(s),
+            DeValue::Integer(i) => number(i),
+            DeValue::String(s) => text(s),
             _ => {
-                self.type_error(key, "bytes or a string like \"500M\"", v);
+                self.type_error(key, expected, v);
                 return None;
             }
         };

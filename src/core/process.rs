@@ -75,6 +75,11 @@ impl Proc {
     pub(super) fn is_online(&self) -> bool {
         self.online_since.is_some() && self.stopping.is_none() && self.exited.is_none()
     }
+
+    /// Still launching past its readiness deadline (`listen_timeout`).
+    pub(super) fn ready_overdue(&self, now: Instant) -> bool {
+        self.is_launching() && self.ready_deadline.is_some_and(|d| d <= now)
+    }
 }
 
 /// Every stop of a process goes through `signal_stop` and `kill_now`, which mark it and

@@ -147,30 +147,37 @@ impl Core {
         }
     }
 
-    /// `runner start TARGET`: starts what is not running (errored included).
-    pub fn request_start(&mut self, request: RequestId, target: &str, now: Instant) {
+    /// The shape of most requests: `act` on each slot the target names, then answer once
+    /// `goal` is reached.
+    fn on_each_slot(
+        &mut self,
+        request: RequestId,
+        target: &str,
+        (verb, goal): (&'static str, Goal),
+        now: Instant,
+        act: fn(&mut Core, SlotId, Instant),
+    ) {
         let ids = match self.resolve(target) {
             Ok(ids) => ids,
             Err(e) => return self.reply(request, Err(e)),
         };
         for id in &ids {
-            self.revive(*id);
+            act(self, *id, now);
         }
-        self.wait(request, "started", target, ids, Goal::Online);
+        self.wait(request, verb, target, ids, goal);
         self.progress(now);
+    }
+
+    /// `runner start TARGET`: starts what is not running (errored included).
+    pub fn request_start(&mut self, request: RequestId, target: &str, now: Instant) {
+        let goal = ("started", Goal::Online);
+        self.on_each_slot(request, target, goal, now, |core, id, _| core.revive(id));
     }
 
     /// `runner restart TARGET`: stop, then start (downtime allowed).
     pub fn request_restart(&mut self, request: RequestId, target: &str, now: Instant) {
-        let ids = match self.resolve(target) {
-            Ok(ids) => ids,
-            Err(e) => return self.reply(request, Err(e)),
-        };
-        for id in &ids {
-            self.restart_slot(*id, now);
-        }
-        self.wait(request, "restarted", target, ids, Goal::Online);
-        self.progress(now);
+        let goal = ("restarted", Goal::Online);
+        self.on_each_slot(request, target, goal, now, Core::restart_slot);
     }
 
     fn restart_slot(&mut self, id: SlotId, now: Instant) {
@@ -230,15 +237,8 @@ impl Core {
 
     /// `runner delete TARGET`: stop, then forget the slots (and apps left without any).
     pub fn request_delete(&mut self, request: RequestId, target: &str, now: Instant) {
-        let ids = match self.resolve(target) {
-            Ok(ids) => ids,
-            Err(e) => return self.reply(request, Err(e)),
-        };
-        for id in &ids {
-            self.stop_and_forget(*id, now);
-        }
-        self.wait(request, "deleted", target, ids, Goal::Gone);
-        self.progress(now);
+        let goal = ("deleted", Goal::Gone);
+        self.on_each_slot(request, target, goal, now, Core::stop_and_forget);
     }
 
     /// `runner scale NAME N`.

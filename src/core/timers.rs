@@ -61,18 +61,11 @@ impl Core {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue;
             };
-            let timed_out = slot
-                .proc
-                .as_ref()
-                .filter(|p| p.main_alive() && p.online_since.is_none() && p.stopping.is_none())
-                .and_then(|p| p.ready_deadline)
-                .is_some_and(|d| d <= now);
+            let timed_out = slot.proc.as_ref().is_some_and(|p| p.ready_overdue(now));
             let next_timed_out = slot
                 .replacement
                 .as_ref()
-                .filter(|p| p.main_alive() && p.online_since.is_none() && p.stopping.is_none())
-                .and_then(|p| p.ready_deadline)
-                .is_some_and(|d| d <= now);
+                .is_some_and(|p| p.ready_overdue(now));
             // Only an instance that waits for readiness has a ready deadline, and during a
             // reload a new process that is not ready in time fails the reload (SPEC 5).
             let index = slot.index;

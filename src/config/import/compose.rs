@@ -13,8 +13,8 @@ use std::path::Path;
 
 use serde_yaml_ng::{Mapping, Value};
 
-use super::pm2::{comment, fmt_key, quoted};
-use super::supervisord::Converted;
+use super::toml_text::{comment, fmt_key, quoted};
+use super::Converted;
 use crate::config::error::Diagnostic;
 use crate::config::keys;
 use crate::config::model::DependCondition;
@@ -147,15 +147,7 @@ fn convert_text(path: &Path, text: &str) -> Result<Converted, Vec<Diagnostic>> {
         warnings: Vec::new(),
     };
     let toml = convert(&mut ctx, &doc);
-    ctx.errors.sort_by_key(|d| d.line);
-    if ctx.errors.is_empty() {
-        Ok(Converted {
-            toml,
-            warnings: ctx.warnings,
-        })
-    } else {
-        Err(ctx.errors)
-    }
+    Converted::or_errors(toml, ctx.warnings, ctx.errors)
 }
 
 fn str_of(v: &Value) -> Option<String> {

@@ -13,18 +13,11 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::ini::{self, Entry, Section};
-use super::pm2::{comment, fmt_key, quoted};
+use super::toml_text::{comment, fmt_key, quoted};
+use super::Converted;
 use crate::config::error::Diagnostic;
 use crate::config::shell_words;
 use crate::config::units::parse_signal;
-
-/// The converted file and what it could not carry over.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Converted {
-    pub toml: String,
-    /// Formatted `FILE:LINE: message`, for `runner` to log and `import` to print.
-    pub warnings: Vec<String>,
-}
 
 /// Whether `text` looks like a supervisord file (for files without a telling extension).
 pub fn looks_like(text: &str) -> bool {
@@ -137,16 +130,7 @@ fn convert_file(
         return Err(ctx.errors);
     }
     let toml = convert(&mut ctx, &sections);
-    ctx.errors
-        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-    if ctx.errors.is_empty() {
-        Ok(Converted {
-            toml,
-            warnings: ctx.warnings,
-        })
-    } else {
-        Err(ctx.errors)
-    }
+    Converted::or_errors(toml, ctx.warnings, ctx.errors)
 }
 
 fn read_with_includes(ctx: &mut Ctx, path: &Path, out: &mut Vec<(usize, Section)>, depth: usize) {
