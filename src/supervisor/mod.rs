@@ -154,6 +154,8 @@ impl Supervisor {
             }
         }
         spawn::cloexec_inherited_fds();
+        // Low fd numbers for the children's fds, taken before the apps' pipes take them.
+        spawn::reserve_fds();
         let foreground_tty = mode == Mode::Single && owns_terminal_foreground();
         let mut control = opts.control;
         if let Some(server) = control.as_mut() {

@@ -6,6 +6,17 @@
 //! and cannot write the child's own pid into its environment. Everything the child needs
 //! is prepared before the fork; between fork and exec the child only makes
 //! async-signal-safe system calls on that memory.
+//!
+//! The child is started with `clone(CLONE_VM | CLONE_VFORK | CLONE_FILES)` on a stack of
+//! its own rather than `fork`. Why: fork copies runner's page tables and its whole fd
+//! table (two pipes per instance: 10,000 fds at 5,000 instances), and exec then closes
+//! every close-on-exec copy one by one — at 5,000 instances that was most of the cost of
+//! a spawn, so starting N instances grew with N². Sharing memory and fds costs nothing to
+//! set up; the child's first act is `close_range(K, ~0, CLOSE_RANGE_UNSHARE)`, which gives
+//! it a table of only fds 0..K, and the fds meant for it are parked in low numbers held in
+//! reserve for that ([`Reserve`]), so K stays small however many fds runner holds. Runner
+//! is suspended until the child has exec'd (or failed), so nothing it reads changes
+//! under it; the child writes only its own pid digits into buffers runner frees after.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -163,6 +174,30 @@ fn failure(stage: Stage, errno: i32, program: &Path, cwd: &Path) -> SpawnError {
 
 /// Forks the child and returns at once; [`Started::outcome`] tells whether it exec'd.
 pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
+    RESERVE.with(|cell| {
+        let mut reserve = cell.borrow_mut();
+        if reserve.is_none() {
+            *reserve = Reserve::new();
+        }
+        start_with(req, reserve.as_mut())
+    })
+}
+
+/// Holds the reserve's low fd numbers now, before runner opens the pipes and sockets of
+/// its apps (which would take them): call once at start-up. Spawning works without it.
+pub fn reserve_fds() {
+    RESERVE.with(|cell| {
+        let mut reserve = cell.borrow_mut();
+        if reserve.is_none() {
+            *reserve = Reserve::new();
+        }
+    });
+}
+
+fn start_with(
+    req: SpawnRequest<'_>,
+    mut reserve: Option<&mut Reserve>,
+) -> Result<Started, SpawnError> {
     let image = ExecImage::prepare(&req)?;
     let groups: Vec<libc::gid_t> = req
         .credentials
@@ -173,13 +208,13 @@ pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
             nix::unistd::geteuid().as_raw() == c.uid && nix::unistd::getegid().as_raw() == c.gid;
         (!same).then_some((c.uid, c.gid))
     });
-    let parked = Parked::new(&req)?;
     let (err_read, err_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SpawnError {
             message: format!("cannot create a pipe: {e}"),
             code: 126,
             transient: true,
         })?;
+    let mut parked = Parked::new(&req, err_write, reserve.as_deref_mut())?;
     let plan = ChildPlan {
         program: image.program.as_ptr(),
         argv: image.argv_ptrs.as_ptr(),
@@ -193,13 +228,17 @@ pub fn start(req: SpawnRequest<'_>) -> Result<Started, SpawnError> {
         stderr: parked.stderr,
         extra: &parked.extra,
         foreground_tty: req.foreground_tty,
-        err_fd: err_write.as_raw_fd(),
+        err_fd: parked.err_fd,
+        keep_below: parked.keep_below(),
         sigrtmax: libc::SIGRTMAX(),
     };
-    let pid = fork_exec(plan)?;
-    // The child has its own copies now; runner's must not pile up.
-    drop(err_write);
-    drop(parked);
+    let pid = match reserve.as_deref_mut().and_then(|r| r.stack.as_mut()) {
+        Some(stack) => clone_exec(&plan, stack),
+        None => fork_exec(&plan),
+    };
+    // The child has its own copies now (or never will); runner's must not pile up.
+    parked.release(reserve);
+    let pid = pid?;
     Ok(Started {
         pid,
         exec: err_read,
@@ -276,65 +315,297 @@ impl ExecImage {
 }
 
 /// The fds the child gets, duplicated above their targets (0, 1, 2, then 3...) so that
-/// the child's dup2 calls can never overwrite a source that is still needed.
+/// the child's dup2 calls can never overwrite a source that is still needed: into the
+/// reserve's low numbers where they fit, else into the lowest free numbers.
 struct Parked {
-    /// Runner's copies, closed once the child has forked.
-    _owned: Vec<OwnedFd>,
+    /// Runner's copies outside the reserve, closed once the child has started.
+    owned: Vec<OwnedFd>,
+    /// Reserve slots lent to this spawn, given back once the child has started.
+    lent: Vec<RawFd>,
     stdin: Option<RawFd>,
     stdout: Option<RawFd>,
     stderr: Option<RawFd>,
     extra: Vec<RawFd>,
+    err_fd: RawFd,
 }
 
 impl Parked {
-    fn new(req: &SpawnRequest<'_>) -> Result<Parked, SpawnError> {
-        let null_fd: Option<OwnedFd> = match req.stdin {
-            Stdin::Null => Some(open_dev_null()?),
-            Stdin::Inherit => None,
+    fn new(
+        req: &SpawnRequest<'_>,
+        err_write: OwnedFd,
+        mut reserve: Option<&mut Reserve>,
+    ) -> Result<Parked, SpawnError> {
+        let mut parked = Parked {
+            owned: Vec::with_capacity(req.extra_fds.len() + 4),
+            lent: Vec::new(),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            extra: Vec::with_capacity(req.extra_fds.len()),
+            err_fd: -1,
         };
         let floor = 3 + req.extra_fds.len() as RawFd;
-        let mut owned: Vec<OwnedFd> = Vec::with_capacity(req.extra_fds.len() + 3);
-        let mut park = |fd: RawFd| -> Result<RawFd, SpawnError> {
-            // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads `fd` (an fd the caller keeps open
-            // for the call, or an invalid number the kernel refuses with EBADF).
-            let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
-            if new < 0 {
-                return Err(SpawnError {
-                    message: format!(
-                        "cannot duplicate fd {fd}: {}",
-                        std::io::Error::last_os_error()
-                    ),
-                    code: 126,
-                    transient: true,
-                });
-            }
-            // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
-            owned.push(unsafe { OwnedFd::from_raw_fd(new) });
-            Ok(new)
+        // A copy of /dev/null per spawn only when there is no reserve to lend its own.
+        let own_null = match (&req.stdin, reserve.as_deref()) {
+            (Stdin::Null, None) => Some(open_dev_null()?),
+            _ => None,
         };
-        let stdin = null_fd
-            .as_ref()
-            .map(|fd| park(fd.as_raw_fd()))
-            .transpose()?;
-        let stdout = req.stdout.map(&mut park).transpose()?;
-        let stderr = req.stderr.map(&mut park).transpose()?;
-        let extra = req
-            .extra_fds
-            .iter()
-            .map(|fd| park(*fd))
-            .collect::<Result<_, _>>()?;
-        Ok(Parked {
-            _owned: owned,
-            stdin,
-            stdout,
-            stderr,
-            extra,
-        })
+        let null_fd = match req.stdin {
+            Stdin::Null => own_null
+                .as_ref()
+                .map(AsRawFd::as_raw_fd)
+                .or_else(|| reserve.as_deref().map(|r| r.null.as_raw_fd())),
+            Stdin::Inherit => None,
+        };
+        // On an error the slots lent so far go back through `release`.
+        let result = (|| {
+            let mut park = |fd: RawFd| parked.park(fd, floor, reserve.as_deref_mut());
+            let stdin = null_fd.map(&mut park).transpose()?;
+            let stdout = req.stdout.map(&mut park).transpose()?;
+            let stderr = req.stderr.map(&mut park).transpose()?;
+            let extra = req
+                .extra_fds
+                .iter()
+                .map(|fd| park(*fd))
+                .collect::<Result<Vec<_>, _>>()?;
+            let err_fd = park(err_write.as_raw_fd())?;
+            Ok((stdin, stdout, stderr, extra, err_fd))
+        })();
+        match result {
+            Ok((stdin, stdout, stderr, extra, err_fd)) => {
+                parked.stdin = stdin;
+                parked.stdout = stdout;
+                parked.stderr = stderr;
+                parked.extra = extra;
+                parked.err_fd = err_fd;
+                Ok(parked)
+            }
+            Err(e) => {
+                parked.release(reserve);
+                Err(e)
+            }
+        }
+    }
+
+    /// A close-on-exec copy of `fd` at `floor` or above, in a reserve slot if one is free.
+    fn park(
+        &mut self,
+        fd: RawFd,
+        floor: RawFd,
+        reserve: Option<&mut Reserve>,
+    ) -> Result<RawFd, SpawnError> {
+        if let Some(slot) = reserve.and_then(|r| r.lend(fd, floor)) {
+            self.lent.push(slot);
+            return Ok(slot);
+        }
+        // SAFETY: fcntl(F_DUPFD_CLOEXEC) only reads `fd` (an fd the caller keeps open
+        // for the call, or an invalid number the kernel refuses with EBADF).
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor) };
+        if new < 0 {
+            return Err(SpawnError {
+                message: format!(
+                    "cannot duplicate fd {fd}: {}",
+                    std::io::Error::last_os_error()
+                ),
+                code: 126,
+                transient: true,
+            });
+        }
+        // SAFETY: `new` was just returned by fcntl and is owned by nobody else.
+        self.owned.push(unsafe { OwnedFd::from_raw_fd(new) });
+        Ok(new)
+    }
+
+    /// The child keeps fds below this (runner's 0, 1, 2 and everything parked) when it
+    /// unshares the fd table; the rest are runner's own.
+    fn keep_below(&self) -> RawFd {
+        let parked = [self.stdin, self.stdout, self.stderr, Some(self.err_fd)];
+        parked
+            .into_iter()
+            .flatten()
+            .chain(self.extra.iter().copied())
+            .max()
+            .unwrap_or(0)
+            .max(2)
+            + 1
+    }
+
+    /// Closes runner's copies and gives the lent slots back to the reserve.
+    fn release(&mut self, reserve: Option<&mut Reserve>) {
+        self.owned.clear();
+        let lent = std::mem::take(&mut self.lent);
+        match reserve {
+            Some(r) => {
+                for slot in lent {
+                    r.give_back(slot);
+                }
+            }
+            // Lent slots imply a reserve; without one, close them rather than leak.
+            None => {
+                for slot in lent {
+                    // SAFETY: the slot is ours and nothing else refers to it.
+                    unsafe { libc::close(slot) };
+                }
+            }
+        }
     }
 }
 
-/// Forks; the child runs [`child`] and never returns here.
-fn fork_exec(plan: ChildPlan<'_>) -> Result<i32, SpawnError> {
+/// How many low fd numbers are held for parking: stdin, stdout, stderr, the exec error
+/// pipe, and room for a few listening sockets and the Node IPC channel. A spawn that
+/// needs more parks the rest in the lowest free numbers (correct, only slower).
+const RESERVE_SLOTS: usize = 16;
+/// The child's stack: it runs only [`child`] (small frames, no allocation) before exec.
+const CHILD_STACK: usize = 64 * 1024;
+
+thread_local! {
+    static RESERVE: std::cell::RefCell<Option<Reserve>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Low fd numbers kept open on /dev/null, each replaced by an fd meant for a child while
+/// it is started and put back after, and the stack the child runs on.
+struct Reserve {
+    null: OwnedFd,
+    /// Slots holding /dev/null now, free to lend, in increasing order.
+    free: Vec<RawFd>,
+    stack: Option<ChildStack>,
+}
+
+impl Reserve {
+    fn new() -> Option<Reserve> {
+        let null = open_dev_null().ok()?;
+        let mut free = Vec::with_capacity(RESERVE_SLOTS);
+        for _ in 0..RESERVE_SLOTS {
+            // SAFETY: F_DUPFD_CLOEXEC only reads our own fd; the result is ours.
+            let fd = unsafe { libc::fcntl(null.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+            if fd < 0 {
+                break;
+            }
+            free.push(fd);
+        }
+        free.sort_unstable();
+        Some(Reserve {
+            null,
+            free,
+            stack: ChildStack::new(),
+        })
+    }
+
+    /// Puts a close-on-exec copy of `fd` in a free slot at `floor` or above.
+    fn lend(&mut self, fd: RawFd, floor: RawFd) -> Option<RawFd> {
+        let at = self.free.iter().position(|&s| s >= floor)?;
+        let slot = self.free[at];
+        // dup3 replaces the slot's /dev/null at once: the number is never free for a
+        // moment, so nothing else can take it.
+        // SAFETY: dup3 only reads `fd` and replaces our own slot.
+        if unsafe { libc::dup3(fd, slot, libc::O_CLOEXEC) } < 0 {
+            return None;
+        }
+        self.free.remove(at);
+        Some(slot)
+    }
+
+    /// Puts /dev/null back in a lent slot (closing the copy it held).
+    fn give_back(&mut self, slot: RawFd) {
+        // SAFETY: as in `lend`.
+        if unsafe { libc::dup3(self.null.as_raw_fd(), slot, libc::O_CLOEXEC) } < 0 {
+            // The copy must not stay open (a pipe's write end would never see EOF): the
+            // slot is lost to the reserve instead.
+            // SAFETY: the slot is ours.
+            unsafe { libc::close(slot) };
+            return;
+        }
+        let at = self.free.partition_point(|&s| s < slot);
+        self.free.insert(at, slot);
+    }
+}
+
+/// An mmap'd stack for the child, with a guard page below it, reused by every spawn:
+/// runner is suspended until the child has exec'd or exited, so one is never shared.
+struct ChildStack {
+    base: *mut libc::c_void,
+    len: usize,
+}
+
+impl ChildStack {
+    fn new() -> Option<ChildStack> {
+        let page = crate::procfs::page_size() as usize;
+        let len = CHILD_STACK + page;
+        // SAFETY: an anonymous private mapping of our own; checked for MAP_FAILED.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        // The lowest page faults instead of letting an overflow write runner's memory.
+        // SAFETY: the first page of the mapping made just above.
+        if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+            // SAFETY: unmapping what we mapped.
+            unsafe { libc::munmap(base, len) };
+            return None;
+        }
+        Some(ChildStack { base, len })
+    }
+
+    /// The stack's top (it grows down), 16-byte aligned as the ABI wants.
+    fn top(&mut self) -> *mut libc::c_void {
+        // SAFETY: one past the end of our mapping, never dereferenced as such.
+        let end = unsafe { (self.base as *mut u8).add(self.len) };
+        (end as usize & !15) as *mut libc::c_void
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and no child runs on it (spawns are synchronous).
+        unsafe { libc::munmap(self.base, self.len) };
+    }
+}
+
+/// Starts the child with shared memory and fds (see the module comment); it runs
+/// [`child`], and runner resumes once it has exec'd or exited.
+fn clone_exec(plan: &ChildPlan<'_>, stack: &mut ChildStack) -> Result<i32, SpawnError> {
+    extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the `&ChildPlan` given to clone below, alive while runner is
+        // suspended (CLONE_VFORK) in the call that holds it.
+        unsafe { child(&*(arg as *const ChildPlan<'_>), true) }
+    }
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES | libc::SIGCHLD;
+    // SAFETY: the child runs on its own stack and, sharing runner's memory, only makes
+    // async-signal-safe system calls on memory prepared before this point (ChildPlan);
+    // it never returns from `entry`. Runner is single-threaded and blocks every signal it
+    // handles (no handler can run in the child), and CLONE_VFORK keeps it suspended until
+    // the child has exec'd or exited, so the plan, the stack and the fd table stay as
+    // they are meanwhile.
+    let pid = unsafe {
+        libc::clone(
+            entry,
+            stack.top(),
+            flags,
+            plan as *const ChildPlan<'_> as *mut libc::c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(SpawnError {
+            message: format!("clone failed: {}", std::io::Error::last_os_error()),
+            code: 126,
+            transient: true,
+        });
+    }
+    Ok(pid)
+}
+
+/// Forks; the child runs [`child`] and never returns here. Used when there is no reserve
+/// (no /dev/null, no memory for a stack).
+fn fork_exec(plan: &ChildPlan<'_>) -> Result<i32, SpawnError> {
     // SAFETY: runner is single-threaded, so the child's copy of the address space has no
     // lock held by another thread; the child only makes async-signal-safe calls on
     // memory prepared before this point (ChildPlan), then execs or _exits.
@@ -349,7 +620,7 @@ fn fork_exec(plan: ChildPlan<'_>) -> Result<i32, SpawnError> {
     if pid == 0 {
         // SAFETY: as above; every pointer in `plan` points into memory that the fork
         // copied and nothing frees before execve or _exit.
-        unsafe { child(plan) }
+        unsafe { child(plan, false) }
     }
     Ok(pid)
 }
@@ -385,16 +656,20 @@ struct ChildPlan<'a> {
     extra: &'a [RawFd],
     foreground_tty: bool,
     err_fd: RawFd,
+    /// Every fd the child keeps is below this: see [`Parked::keep_below`].
+    keep_below: RawFd,
     /// Computed before the fork: glibc's SIGRTMAX() is a function call.
     sigrtmax: libc::c_int,
 }
 
-/// Runs in the forked child. Async-signal-safe calls only; never returns.
+/// Runs in the new child. Async-signal-safe calls only; never returns. `shared_fds`: the
+/// child still shares runner's fd table (clone), and must leave it before touching it.
 ///
 /// # Safety
-/// Call only in the child of a fork of a single-threaded process, with every pointer in
-/// `plan` valid (NUL-terminated strings, NULL-terminated arrays, PID_DIGITS-byte slots).
-unsafe fn child(plan: ChildPlan<'_>) -> ! {
+/// Call only in the child of a fork or clone of a single-threaded process, with every
+/// pointer in `plan` valid (NUL-terminated strings, NULL-terminated arrays,
+/// PID_DIGITS-byte slots).
+unsafe fn child(plan: &ChildPlan<'_>, shared_fds: bool) -> ! {
     let fail = |stage: Stage| -> ! {
         let errno = *libc::__errno_location();
         let mut buf = [0u8; 8];
@@ -404,6 +679,22 @@ unsafe fn child(plan: ChildPlan<'_>) -> ! {
         libc::_exit(127);
     };
 
+    if shared_fds {
+        // A table of its own with only fds 0..keep_below copied (Linux 5.9); before that,
+        // a copy of the whole table. Until this succeeds every dup2 or close would act on
+        // runner's fds.
+        let first = plan.keep_below as libc::c_uint;
+        let own = libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        ) == 0
+            || libc::unshare(libc::CLONE_FILES) == 0;
+        if !own {
+            fail(Stage::Fds);
+        }
+    }
     libc::setpgid(0, 0);
     if plan.foreground_tty {
         // SIGTTOU is ignored (inherited from runner), so this works from a background group.
@@ -445,13 +736,16 @@ unsafe fn child(plan: ChildPlan<'_>) -> ! {
     }
 
     if let Some((uid, gid)) = plan.creds {
-        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) < 0 {
+        // The raw system calls: glibc's wrappers apply the change to every thread of the
+        // process it believes it is in, and a clone child shares runner's memory, so it
+        // would believe it is runner. The child is one thread; the kernel's call is exact.
+        if libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr()) < 0 {
             fail(Stage::Groups);
         }
-        if libc::setgid(gid) < 0 {
+        if libc::syscall(libc::SYS_setgid, gid) < 0 {
             fail(Stage::Gid);
         }
-        if libc::setuid(uid) < 0 {
+        if libc::syscall(libc::SYS_setuid, uid) < 0 {
             fail(Stage::Uid);
         }
     }
