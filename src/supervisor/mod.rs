@@ -9,6 +9,7 @@ mod health;
 mod metrics;
 mod node;
 mod output;
+mod reaper;
 mod recent;
 pub mod scrape;
 mod signals;
@@ -26,8 +27,6 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
 
 use crate::cluster::Listeners;
 use crate::config::{ExecMode, LoadOptions};
@@ -113,8 +112,7 @@ pub struct Supervisor {
     /// handler of the turn uses it, so the events of one batch share one time. Read
     /// afresh only after work that can take long (see `run`, `spawn`, `exec_done`).
     now: Instant,
-    /// A SIGCHLD arrived since the last reap (true at first: anything already waiting).
-    child_signalled: bool,
+    reaper: reaper::Reaper,
 }
 
 /// A spawn whose answer to the core waits for the child's exec.
@@ -209,7 +207,7 @@ impl Supervisor {
             applies: eval::Applies::default(),
             sweep: None,
             now,
-            child_signalled: true,
+            reaper: reaper::Reaper::new(),
         })
     }
 
@@ -233,7 +231,7 @@ impl Supervisor {
                 if self.sweep.is_none() {
                     // A node evaluating an apply is killed; the sweep reaps it.
                     self.end_applies();
-                    self.reap();
+                    self.reap(true);
                     self.sweep = sweep::Sweep::begin(code, self.now);
                     if self.sweep.is_none() {
                         return self.finish(code);
@@ -303,13 +301,9 @@ impl Supervisor {
             if self.node.more {
                 self.handle_node(None);
             }
-            // Only after a SIGCHLD: waitpid(-1) walks every child, so reaping on each
-            // wake-up cost O(instances) per event (a quarter of runner's CPU in a
-            // reload of 2,000). SIGCHLD is blocked and read from the signalfd, so it is
-            // never lost; coalesced ones are covered by reaping until nothing is left.
-            if std::mem::take(&mut self.child_signalled) {
-                self.reap();
-            }
+            // Only after a SIGCHLD, and see reaper.rs: reaping with waitpid(-1) on each
+            // wake-up made every event cost O(instances).
+            self.reap(false);
             self.apply_deadline(self.now);
             if let Some(sweep) = self.sweep.as_mut() {
                 if sweep.step(self.now) {
@@ -708,6 +702,7 @@ impl Supervisor {
             self.output.next_deadline(now),
             unread,
             self.sweep.as_ref().map(|s| s.deadline()),
+            self.reaper.next_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -717,9 +712,9 @@ impl Supervisor {
 
     fn handle_signals(&mut self) {
         let now = self.now;
-        for signo in self.signals.pending() {
+        for (signo, from) in self.signals.pending() {
             if signo == libc::SIGCHLD {
-                self.child_signalled = true;
+                self.reaper.signalled(from);
             }
             if let Some(sweep) = self.sweep.as_mut() {
                 // The apps have ended: a stop signal now means "do not wait for leftovers".
@@ -732,21 +727,11 @@ impl Supervisor {
         }
     }
 
-    /// Reaps every child that has exited: instance main processes and adopted orphans.
-    fn reap(&mut self) {
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    self.child_exited(pid.as_raw(), ExitKind::Code(code))
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    self.child_exited(pid.as_raw(), ExitKind::Signal(sig as i32))
-                }
-                Ok(WaitStatus::StillAlive) => break,
-                Ok(_) => continue,
-                Err(Errno::EINTR) => continue,
-                Err(_) => break, // ECHILD: nothing left to reap
-            }
+    /// Reaps the children that have exited: instance main processes and adopted orphans
+    /// (every one when `full`).
+    fn reap(&mut self, full: bool) {
+        for (pid, exit) in self.reaper.reap(self.now, full) {
+            self.child_exited(pid, exit);
         }
     }
 

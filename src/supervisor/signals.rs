@@ -52,13 +52,14 @@ pub struct SignalSource {
 }
 
 impl SignalSource {
-    /// The signal numbers that arrived since the last call, in arrival order (a standard
-    /// signal sent twice before runner reads it counts once, as with any handler). Read
-    /// one at a time, without allocating: this is the path of every forwarded signal.
-    pub fn pending(&mut self) -> impl Iterator<Item = i32> + '_ {
+    /// The signal numbers that arrived since the last call, with the sender's pid, in
+    /// arrival order (a standard signal sent twice before runner reads it counts once, as
+    /// with any handler). Read one at a time, without allocating: this is the path of
+    /// every forwarded signal.
+    pub fn pending(&mut self) -> impl Iterator<Item = (i32, i32)> + '_ {
         std::iter::from_fn(move || loop {
             match self.fd.read_signal() {
-                Ok(Some(info)) => return Some(info.ssi_signo as i32),
+                Ok(Some(info)) => return Some((info.ssi_signo as i32, info.ssi_pid as i32)),
                 Ok(None) => return None,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {

@@ -595,7 +595,8 @@ fn clone_exec(plan: &ChildPlan<'_>, stack: &mut ChildStack) -> Result<i32, Spawn
     };
     if pid < 0 {
         return Err(SpawnError {
-            message: format!("clone failed: {}", std::io::Error::last_os_error()),
+            // "fork" as users know it (and as `ulimit -u` errors are searched for).
+            message: format!("fork failed: {}", std::io::Error::last_os_error()),
             code: 126,
             transient: true,
         });
