@@ -665,6 +665,33 @@ fn instances_get_only_fds_0_1_2_and_stdin_is_not_runners() {
     );
 }
 
+/// The children are started sharing runner's fd table and leave it for one holding only
+/// the low fds (spawn.rs): instances started while runner holds hundreds of pipes still
+/// get exactly 0, 1 and 2.
+#[test]
+fn instances_started_while_runner_holds_many_fds_get_only_0_1_2() {
+    let d = TestDir::new("ecomanyfds");
+    let n = 150;
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"fds\"\ninstances = {n}\nscript = {}\nautorestart = false\n",
+        q("ls /proc/$$/fd")
+    ));
+    let mut p = runner_eco(&d, &[]);
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+    let out = p.stdout();
+    let mut counts = std::collections::BTreeMap::new();
+    for fd in out.split_whitespace() {
+        *counts.entry(fd.to_string()).or_insert(0) += 1;
+    }
+    let want: std::collections::BTreeMap<String, i32> = [
+        ("0".to_string(), n),
+        ("1".to_string(), n),
+        ("2".to_string(), n),
+    ]
+    .into();
+    assert_eq!(counts, want, "{}", p.dump());
+}
+
 #[test]
 fn instances_start_with_empty_mask_and_default_dispositions() {
     let d = TestDir::new("ecomask");
