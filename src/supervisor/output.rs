@@ -46,6 +46,9 @@ pub struct Output {
     pub recent: Recent,
     sinks: Option<Sinks>,
     streams: HashMap<Token, (Owner, Stream)>,
+    /// The streams of each process: finding them by walking `streams` made every exit
+    /// cost O(instances) (a reload of N instances cost N²).
+    by_pid: HashMap<i32, Vec<Token>>,
     /// Streams whose sink was full: pumped again once it has room.
     full: HashSet<Token>,
     next: usize,
@@ -152,6 +155,7 @@ impl Output {
             }
             self.streams
                 .insert(token, (Owner { pid, id, which }, stream));
+            self.by_pid.entry(pid).or_default().push(token);
             // Output written before registration would not raise an event on its own.
             self.pump(registry, token);
         }
@@ -178,7 +182,13 @@ impl Output {
             }
             Pump::Eof => {
                 self.full.remove(&token);
-                if let Some((_, stream)) = self.streams.remove(&token) {
+                if let Some((owner, stream)) = self.streams.remove(&token) {
+                    if let Some(tokens) = self.by_pid.get_mut(&owner.pid) {
+                        tokens.retain(|t| *t != token);
+                        if tokens.is_empty() {
+                            self.by_pid.remove(&owner.pid);
+                        }
+                    }
                     let fd = stream.fd();
                     let _ = registry.deregister(&mut SourceFd(&fd));
                 }
@@ -189,12 +199,7 @@ impl Output {
     /// Drains what a process that just exited left in its pipes, so its last lines come
     /// before the news of its exit.
     pub fn drain_pid(&mut self, registry: &Registry, pid: i32) {
-        let tokens: Vec<Token> = self
-            .streams
-            .iter()
-            .filter(|(_, (o, _))| o.pid == pid)
-            .map(|(t, _)| *t)
-            .collect();
+        let tokens: Vec<Token> = self.by_pid.get(&pid).cloned().unwrap_or_default();
         for t in tokens {
             self.pump(registry, t);
         }
