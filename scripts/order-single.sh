@@ -15,6 +15,9 @@ RUNNER_KEEP_SYMBOLS=1 cargo build --release --quiet
 bin=$(pwd)/target/release/runner
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# valgrind cannot follow the clone(CLONE_VM) that runner spawns with: fork instead, and
+# add the clone path's own functions by name below.
+export RUNNER_SPAWN=fork
 grind() { valgrind --tool=callgrind --demangle=no --compress-strings=no --callgrind-out-file="$work/$1.out" "$bin" "${@:2}" 2>/dev/null; }
 grind true -- true || true
 grind fail -- sh -c 'exit 3' || true
@@ -26,8 +29,17 @@ pid=$!
 sleep 4
 kill -TERM "$pid"
 wait "$pid" || true
-for f in "$work"/*.out; do
-    awk -v bin="$bin" '/^ob=/ { ob = substr($0, 4) } /^fn=/ { if (ob == bin) print substr($0, 4) }' "$f"
-done | grep -v -e '^0x' -e '^(below main)$' | c++filt | sed -e 's/\[[0-9a-f]\{16\}\]//g' -e 's/::h[0-9a-f]\{16\}$//' |
-    sort -u >single-program.order
+{
+    for f in "$work"/*.out; do
+        awk -v bin="$bin" '/^ob=/ { ob = substr($0, 4) } /^fn=/ { if (ob == bin) print substr($0, 4) }' "$f"
+    done
+    nm --defined-only --format=just-symbols "$bin" | grep -e clone_exec -e ChildStack
+} | grep -v -e '^0x' -e '^(below main)$' | c++filt | sed -e 's/\[[0-9a-f]\{16\}\]//g' -e 's/::h[0-9a-f]\{16\}$//' |
+    {
+        cat
+        # Run by the clone path only: the child itself (it shares runner's pages, so its
+        # code is runner's resident code too) and the stack's page-size lookup.
+        printf '%s\n' runner::supervisor::spawn::child runner::procfs::page_size \
+            'std::sync::once_lock::OnceLock<T>::initialize' 'std::sync::once::Once::call_once_force::{{closure}}'
+    } | sort -u >single-program.order
 echo "order-single: $(wc -l <single-program.order) functions written to single-program.order"

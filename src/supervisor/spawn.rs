@@ -232,9 +232,23 @@ fn start_with(
         keep_below: parked.keep_below(),
         sigrtmax: libc::SIGRTMAX(),
     };
-    let pid = match reserve.as_deref_mut().and_then(|r| r.stack.as_mut()) {
-        Some(stack) => clone_exec(&plan, stack),
-        None => fork_exec(&plan),
+    let pid = match reserve.as_deref_mut() {
+        Some(Reserve {
+            stack: stack @ Some(_),
+            ..
+        }) => match stack.as_mut().map(|s| clone_exec(&plan, s)) {
+            Some(Ok(pid)) => Ok(pid),
+            // A sandbox that refuses this clone (a seccomp filter, an emulator) refuses
+            // it every time: fork from now on.
+            Some(Err(e)) if clone_unsupported(&e) => {
+                log::warn!("clone(CLONE_VM|CLONE_VFORK) refused ({e}); spawning with fork");
+                *stack = None;
+                fork_exec(&plan)
+            }
+            Some(Err(e)) => Err(fork_failed(&e)),
+            None => fork_exec(&plan),
+        },
+        _ => fork_exec(&plan),
     };
     // The child has its own copies now (or never will); runner's must not pile up.
     parked.release(reserve);
@@ -487,7 +501,13 @@ impl Reserve {
         Some(Reserve {
             null,
             free,
-            stack: ChildStack::new(),
+            // valgrind (scripts/order-single.sh) cannot follow clone(CLONE_VM) and ends
+            // the whole process on it; RUNNER_SPAWN=fork spawns as before.
+            stack: if std::env::var_os("RUNNER_SPAWN").is_some_and(|v| v == "fork") {
+                None
+            } else {
+                ChildStack::new()
+            },
         })
     }
 
@@ -572,7 +592,7 @@ impl Drop for ChildStack {
 
 /// Starts the child with shared memory and fds (see the module comment); it runs
 /// [`child`], and runner resumes once it has exec'd or exited.
-fn clone_exec(plan: &ChildPlan<'_>, stack: &mut ChildStack) -> Result<i32, SpawnError> {
+fn clone_exec(plan: &ChildPlan<'_>, stack: &mut ChildStack) -> std::io::Result<i32> {
     extern "C" fn entry(arg: *mut libc::c_void) -> libc::c_int {
         // SAFETY: `arg` is the `&ChildPlan` given to clone below, alive while runner is
         // suspended (CLONE_VFORK) in the call that holds it.
@@ -594,14 +614,27 @@ fn clone_exec(plan: &ChildPlan<'_>, stack: &mut ChildStack) -> Result<i32, Spawn
         )
     };
     if pid < 0 {
-        return Err(SpawnError {
-            // "fork" as users know it (and as `ulimit -u` errors are searched for).
-            message: format!("fork failed: {}", std::io::Error::last_os_error()),
-            code: 126,
-            transient: true,
-        });
+        return Err(std::io::Error::last_os_error());
     }
     Ok(pid)
+}
+
+/// Errors that say this kind of clone is not allowed here at all, rather than that the
+/// system is short of something.
+fn clone_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+    )
+}
+
+fn fork_failed(e: &std::io::Error) -> SpawnError {
+    SpawnError {
+        // "fork" as users know it (and as `ulimit -u` errors are searched for).
+        message: format!("fork failed: {e}"),
+        code: 126,
+        transient: true,
+    }
 }
 
 /// Forks; the child runs [`child`] and never returns here. Used when there is no reserve
@@ -612,11 +645,7 @@ fn fork_exec(plan: &ChildPlan<'_>) -> Result<i32, SpawnError> {
     // memory prepared before this point (ChildPlan), then execs or _exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(SpawnError {
-            message: format!("fork failed: {}", std::io::Error::last_os_error()),
-            code: 126,
-            transient: true,
-        });
+        return Err(fork_failed(&std::io::Error::last_os_error()));
     }
     if pid == 0 {
         // SAFETY: as above; every pointer in `plan` points into memory that the fork
