@@ -187,29 +187,42 @@ impl<'a> Ctx<'a> {
     pub fn string_list(&mut self, key: &str, v: &Val) -> Option<Vec<(String, Range<usize>)>> {
         match v.get_ref() {
             DeValue::String(s) => Some(vec![(s.to_string(), v.span())]),
-            DeValue::Array(items) => {
-                let mut out = Vec::new();
-                let mut ok = true;
-                for item in items.iter() {
-                    match item.get_ref() {
-                        DeValue::String(s) => out.push((s.to_string(), item.span())),
-                        other => {
-                            let msg = format!(
-                                "`{key}` items must be strings, found {}",
-                                type_phrase(other)
-                            );
-                            self.error(&item.span(), msg);
-                            ok = false;
-                        }
-                    }
-                }
-                ok.then_some(out)
-            }
+            DeValue::Array(items) => self.each_item(items, |this, item| match item.get_ref() {
+                DeValue::String(s) => Some((s.to_string(), item.span())),
+                _ => this.item_not_string(key, item),
+            }),
             _ => {
                 self.type_error(key, "a string or an array of strings", v);
                 None
             }
         }
+    }
+
+    /// Every item of an array through `item`, which reports its own errors: the whole
+    /// list, or None when any item was wrong (each wrong one reported, not just the first).
+    fn each_item<T>(
+        &mut self,
+        items: &[Val],
+        mut item: impl FnMut(&mut Self, &Val) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for it in items {
+            match item(self, it) {
+                Some(v) => out.push(v),
+                None => ok = false,
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn item_not_string<T>(&mut self, key: &str, item: &Val) -> Option<T> {
+        let msg = format!(
+            "`{key}` items must be strings, found {}",
+            type_phrase(item.get_ref())
+        );
+        self.error(&item.span(), msg);
+        None
     }
 
     /// Command-line words: a string split like a shell would, or an array (numbers and
@@ -224,29 +237,15 @@ impl<'a> Ctx<'a> {
                 }
             },
             DeValue::Array(items) => {
-                let mut out = Vec::new();
-                let mut ok = true;
-                for item in items.iter() {
-                    match scalar_string(item.get_ref()) {
-                        Some(s) if !s.contains('\0') => out.push(s),
-                        Some(_) => {
-                            self.error(
-                                &item.span(),
-                                format!("`{key}` must not contain a NUL character"),
-                            );
-                            ok = false;
-                        }
-                        None => {
-                            let msg = format!(
-                                "`{key}` items must be strings, found {}",
-                                type_phrase(item.get_ref())
-                            );
-                            self.error(&item.span(), msg);
-                            ok = false;
-                        }
+                self.each_item(items, |this, item| match scalar_string(item.get_ref()) {
+                    Some(s) if !s.contains('\0') => Some(s),
+                    Some(_) => {
+                        let msg = format!("`{key}` must not contain a NUL character");
+                        this.error(&item.span(), msg);
+                        None
                     }
-                }
-                ok.then_some(out)
+                    None => this.item_not_string(key, item),
+                })
             }
             _ => {
                 self.type_error(key, "a string or an array of strings", v);
