@@ -289,10 +289,7 @@ impl Server {
                 if c.pending() > MAX_PENDING_OUTPUT {
                     Next::Close("client is not reading its replies")
                 } else {
-                    match flush(c, registry, token) {
-                        Next::Keep => finished(c),
-                        close => close,
-                    }
+                    flush_then_finished(c, registry, token)
                 }
             }
             None => return,
@@ -517,10 +514,7 @@ impl Server {
                     c.in_flight = c.in_flight.saturating_sub(1);
                 }
                 c.output.extend_from_slice(bytes);
-                match flush(c, registry, token) {
-                    Next::Keep => finished(c),
-                    close => close,
-                }
+                flush_then_finished(c, registry, token)
             }
             None => return,
         };
@@ -643,6 +637,14 @@ fn flush(conn: &mut Conn, registry: &Registry, token: Token) -> Next {
         conn.writable = want_writable;
     }
     Next::Keep
+}
+
+/// Writes what the socket takes now; then whether the connection is done.
+fn flush_then_finished(c: &mut Conn, registry: &Registry, token: Token) -> Next {
+    match flush(c, registry, token) {
+        Next::Keep => finished(c),
+        close => close,
+    }
 }
 
 /// A connection is done when its client stopped sending and everything it asked for has
