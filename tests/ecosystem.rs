@@ -692,6 +692,36 @@ fn instances_started_while_runner_holds_many_fds_get_only_0_1_2() {
     assert_eq!(counts, want, "{}", p.dump());
 }
 
+/// `RUNNER_SPAWN=fork` (for valgrind, and the path taken where a sandbox refuses
+/// clone(CLONE_VM)) starts the same children: only fds 0, 1 and 2, every instance.
+#[test]
+fn fork_spawning_starts_every_instance_with_only_0_1_2() {
+    let d = TestDir::new("ecofork");
+    let n = 20;
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"fds\"\ninstances = {n}\nscript = {}\nautorestart = false\n",
+        q("ls /proc/$$/fd")
+    ));
+    let mut cmd = std::process::Command::new(RUNNER);
+    cmd.arg(d.p("ecosystem.toml"))
+        .current_dir(d.path())
+        .env("RUNNER_SOCKET", d.path().join("runner.sock"))
+        .env("RUNNER_SPAWN", "fork");
+    let mut p = Proc::spawn(cmd);
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+    let mut counts = std::collections::BTreeMap::new();
+    for fd in p.stdout().split_whitespace() {
+        *counts.entry(fd.to_string()).or_insert(0) += 1;
+    }
+    let want: std::collections::BTreeMap<String, i32> = [
+        ("0".to_string(), n),
+        ("1".to_string(), n),
+        ("2".to_string(), n),
+    ]
+    .into();
+    assert_eq!(counts, want, "{}", p.dump());
+}
+
 #[test]
 fn instances_start_with_empty_mask_and_default_dispositions() {
     let d = TestDir::new("ecomask");
