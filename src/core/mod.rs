@@ -289,6 +289,11 @@ impl Core {
         self.slots.values()
     }
 
+    /// How many slots there are (O(1), unlike counting `slots()`).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
     /// How many slots have been forgotten since the start (see `slots_removed`).
     pub fn slots_removed(&self) -> u64 {
         self.slots_removed

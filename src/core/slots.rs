@@ -43,6 +43,10 @@ impl Slots {
         self.map.keys()
     }
 
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
     pub fn contains_key(&self, id: &SlotId) -> bool {
         self.map.contains_key(id)
     }

@@ -730,6 +730,7 @@ impl Supervisor {
     /// Reaps the children that have exited: instance main processes and adopted orphans
     /// (every one when `full`).
     fn reap(&mut self, full: bool) {
+        self.reaper.set_instances(self.core.slot_count());
         for (pid, exit) in self.reaper.reap(self.now, full) {
             self.child_exited(pid, exit);
         }

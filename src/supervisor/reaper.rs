@@ -8,8 +8,11 @@
 //! SIGCHLD may stand for several children. Each one therefore also owes a full sweep,
 //! run at once if none ran in the last [`SWEEP_GAP`], else at that deadline: a burst of
 //! exits costs one walk per gap, and a child whose signal was merged is reaped at most
-//! [`SWEEP_GAP`] late. Orphans re-parented to runner send SIGCHLD too and are reaped the
-//! same way. Nothing is due when no SIGCHLD came, so an idle runner never wakes for this.
+//! [`SWEEP_GAP`] late. With fewer than [`FEW_INSTANCES`] instances (single-program mode,
+//! most ecosystems) a walk is short and the sweep runs after every SIGCHLD, as tini's
+//! does: an orphan burst under PID 1 is drained at once instead of in 20 ms steps.
+//! Orphans re-parented to runner send SIGCHLD too and are reaped the same way. Nothing is
+//! due when no SIGCHLD came, so an idle runner never wakes for this.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,9 @@ use crate::core::ExitKind;
 /// Shortest time between two full sweeps while SIGCHLDs keep coming.
 pub const SWEEP_GAP: Duration = Duration::from_millis(20);
 
+/// Below this many instances, sweeps are not spaced at all.
+pub const FEW_INSTANCES: usize = 64;
+
 #[derive(Debug)]
 pub struct Reaper {
     /// Children named by SIGCHLDs since the last reap.
@@ -29,6 +35,8 @@ pub struct Reaper {
     /// A SIGCHLD came since the last full sweep.
     owed: bool,
     last_sweep: Option<Instant>,
+    /// The gap between sweeps for the number of instances runner has now.
+    gap: Duration,
 }
 
 impl Reaper {
@@ -39,7 +47,17 @@ impl Reaper {
             named: Vec::new(),
             owed: true,
             last_sweep: None,
+            gap: Duration::ZERO,
         }
+    }
+
+    /// How many instances runner has now (the children a sweep walks, orphans aside).
+    pub fn set_instances(&mut self, n: usize) {
+        self.gap = if n < FEW_INSTANCES {
+            Duration::ZERO
+        } else {
+            SWEEP_GAP
+        };
     }
 
     /// A SIGCHLD arrived from `pid` (0 or less when the sender is unknown).
@@ -56,7 +74,7 @@ impl Reaper {
             return None;
         }
         Some(match self.last_sweep {
-            Some(at) => at + SWEEP_GAP,
+            Some(at) => at + self.gap,
             None => Instant::now(),
         })
     }
@@ -82,7 +100,7 @@ impl Reaper {
 
     /// Whether to sweep now; if so, the sweep counts as done.
     fn sweep_due(&mut self, now: Instant, full: bool) -> bool {
-        let gap_over = self.last_sweep.is_none_or(|at| now >= at + SWEEP_GAP);
+        let gap_over = self.last_sweep.is_none_or(|at| now >= at + self.gap);
         let due = full || (self.owed && gap_over);
         if due {
             self.owed = false;
@@ -128,8 +146,20 @@ mod tests {
     }
 
     #[test]
+    fn with_few_instances_every_sigchld_sweeps_at_once() {
+        let mut r = Reaper::new();
+        r.set_instances(1);
+        let t0 = Instant::now();
+        assert!(r.sweep_due(t0, false));
+        r.signalled(42);
+        assert!(r.sweep_due(t0, false), "no gap to wait for");
+        assert!(!r.sweep_due(t0, false), "nothing owed");
+    }
+
+    #[test]
     fn sweeps_are_spaced_by_the_gap() {
         let mut r = Reaper::new();
+        r.set_instances(FEW_INSTANCES);
         let t0 = Instant::now();
         r.signalled(-1);
         assert!(r.next_deadline().is_some_and(|d| d <= Instant::now()));
