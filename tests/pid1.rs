@@ -148,11 +148,10 @@ fn sigterm_to_runner_as_pid_1_stops_apps_gracefully() {
         p.dump()
     );
     for f in ["rec.0", "rec.1"] {
-        assert_eq!(
-            d.lines(f),
-            ["SIGINT"],
-            "every instance stopped with SIGINT once"
-        );
+        // The SIGCONT that follows every stop signal (for a stopped process) may reach
+        // Python's handlers before its exit or not: which is the scheduler's call.
+        let lines: Vec<String> = d.lines(f).into_iter().filter(|l| l != "SIGCONT").collect();
+        assert_eq!(lines, ["SIGINT"], "every instance stopped with SIGINT once");
     }
 }
 
