@@ -677,10 +677,14 @@ fn instances_started_while_runner_holds_many_fds_get_only_0_1_2() {
         q("ls /proc/$$/fd")
     ));
     let mut p = runner_eco(&d, &[]);
+    assert_only_0_1_2(&mut p, n);
+}
+
+/// Each of `n` instances listed exactly fds 0, 1 and 2 (`ls /proc/$$/fd`) on runner's stdout.
+fn assert_only_0_1_2(p: &mut Proc, n: i32) {
     assert_eq!(p.code(T), 0, "{}", p.dump());
-    let out = p.stdout();
     let mut counts = std::collections::BTreeMap::new();
-    for fd in out.split_whitespace() {
+    for fd in p.stdout().split_whitespace() {
         *counts.entry(fd.to_string()).or_insert(0) += 1;
     }
     let want: std::collections::BTreeMap<String, i32> = [
@@ -708,18 +712,7 @@ fn fork_spawning_starts_every_instance_with_only_0_1_2() {
         .env("RUNNER_SOCKET", d.path().join("runner.sock"))
         .env("RUNNER_SPAWN", "fork");
     let mut p = Proc::spawn(cmd);
-    assert_eq!(p.code(T), 0, "{}", p.dump());
-    let mut counts = std::collections::BTreeMap::new();
-    for fd in p.stdout().split_whitespace() {
-        *counts.entry(fd.to_string()).or_insert(0) += 1;
-    }
-    let want: std::collections::BTreeMap<String, i32> = [
-        ("0".to_string(), n),
-        ("1".to_string(), n),
-        ("2".to_string(), n),
-    ]
-    .into();
-    assert_eq!(counts, want, "{}", p.dump());
+    assert_only_0_1_2(&mut p, n);
 }
 
 #[test]
