@@ -28,6 +28,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 if os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS"):
     sock = socket.socket(fileno=3)
+    # Shared by every instance: one that loses a wake-up to another must not block in
+    # accept() (it would sit there through a stop until kill_timeout).
+    sock.setblocking(False)
     server = http.server.ThreadingHTTPServer(
         sock.getsockname()[:2], Handler, bind_and_activate=False
     )

@@ -348,7 +348,7 @@ fn load(
                 Err(e) => {
                     tally.requests.fetch_add(1, Ordering::Relaxed);
                     tally.failed_requests.fetch_add(1, Ordering::Relaxed);
-                    tally.violation(format!("request failed: {e}"));
+                    tally.violation(format!("request failed: {e} at {}", now_ms()));
                 }
             }
             thread::sleep(Duration::from_millis(2));
@@ -661,11 +661,19 @@ fn chaos_under_load() {
         let _ = std::fs::write(path, &report);
     }
 
+    // What runner and the apps said about the cluster app: a failed request is matched
+    // against it by time (violations carry the epoch milliseconds).
+    let web_lines = || {
+        let out = r.dump();
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("web")).collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
     assert!(
         v.is_empty(),
-        "{} violations:\n{}\n{report}",
+        "{} violations:\n{}\n{report}\nlast lines about web:\n{}",
         v.len(),
-        v.join("\n")
+        v.join("\n"),
+        web_lines()
     );
     assert_eq!(code, 0, "runner's exit code after SIGTERM\n{report}");
     assert!(

@@ -32,6 +32,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 if os.environ.get("LISTEN_PID") == str(os.getpid()) and int(os.environ.get("LISTEN_FDS", "0")) >= 1:
     sock = socket.socket(fileno=3)
+    # Every instance waits on this one socket: when a connection wakes them all, the
+    # losers' accept() must fail with EAGAIN, not block (where a stop would find them).
+    sock.setblocking(False)
     server = http.server.ThreadingHTTPServer(sock.getsockname()[:2], Handler, bind_and_activate=False)
     server.socket = sock
 else:

@@ -5,10 +5,17 @@ import http.server
 import os
 import signal
 import socket
+import sys
 import threading
+import time
 
 for s in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
     signal.signal(s, signal.SIG_IGN)
+
+
+def say(what):
+    """One line per lifecycle step, in epoch ms, to match a failed request against."""
+    print(f"chaos_http {os.getpid()} {what} at {int(time.time() * 1000)}", file=sys.stderr, flush=True)
 
 
 def notify(message):
@@ -40,9 +47,22 @@ class Server(http.server.ThreadingHTTPServer):
 
 assert os.environ.get("LISTEN_PID") == str(os.getpid()), "no LISTEN_PID for me"
 sock = socket.socket(fileno=3)
+# Shared by every instance: a select() wake-up that another instance wins must leave this
+# one's accept() with EAGAIN, not blocked until the next connection (or the SIGKILL at
+# kill_timeout when a stop comes with no traffic).
+sock.setblocking(False)
 server = Server(sock.getsockname()[:2], Handler, bind_and_activate=False)
 server.socket = sock
-signal.signal(signal.SIGINT, lambda *_: threading.Thread(target=server.shutdown).start())
+
+
+def stop(*_):
+    say("SIGINT")
+    threading.Thread(target=server.shutdown).start()
+
+
+signal.signal(signal.SIGINT, stop)
 notify("READY=1")
+say("ready")
 server.serve_forever(poll_interval=0.05)
 server.server_close()
+say("exits")
