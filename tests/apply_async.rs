@@ -13,14 +13,15 @@ use common::*;
 
 const T: Duration = Duration::from_secs(30);
 
-/// A PM2 file that records each evaluation (node's pid in `runs`), takes its apps from
-/// `apps.json` when it starts, and settles only once the file `go` exists: the test
-/// decides when an apply's evaluation ends.
+/// A PM2 file that takes its apps from `apps.json` when it starts, then records the
+/// evaluation (node's pid in `runs`: once a line is there, that evaluation has read
+/// `apps.json`), and settles only once the file `go` exists: the test decides when an
+/// apply's evaluation ends.
 const GATED: &str = r#"
 const fs = require('fs'), path = require('path');
 const at = (n) => path.join(__dirname, n);
-fs.appendFileSync(at('runs'), process.pid + '\n');
 const apps = JSON.parse(fs.readFileSync(at('apps.json'), 'utf8'));
+fs.appendFileSync(at('runs'), process.pid + '\n');
 module.exports = new Promise((resolve) => {
   const t = setInterval(() => {
     if (fs.existsSync(at('go'))) { clearInterval(t); resolve({ apps }); }
