@@ -1,8 +1,17 @@
 //! Entry point: pick the mode, map errors to exit codes (SPEC section 1).
+//!
+//! runner starts from C's `main`, not Rust's `fn main` (`#![no_main]`), because in the
+//! single-program case it replaces tini and its start-up is measured against tini's (issue
+//! 18). Rust's runtime set-up before `fn main` reads `/proc/self/maps` (glibc's
+//! `pthread_getattr_np` for the main thread's stack guard), and installs an alternate
+//! signal stack with SIGSEGV/SIGBUS handlers only to print "stack overflow" before
+//! aborting. What runner needs from that set-up it does itself in [`prepare_process`]:
+//! fds 0-2 open, SIGPIPE ignored. Arguments still come from `std::env` (glibc hands them
+//! to std's initialiser), and `std::process::exit` flushes stdout as the runtime would.
+#![no_main]
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use runner::cli::{self, Command, Invocation};
 use runner::cluster::Listeners;
@@ -17,17 +26,47 @@ use runner::supervisor::{spawn, Mode, NotifyAt, Options, Supervisor};
 /// Usage and ecosystem-file errors: nothing was started.
 const EXIT_USAGE: u8 = 2;
 
-fn main() -> ExitCode {
+#[no_mangle]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    prepare_process();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    let inv = match cli::parse(args) {
-        Ok(inv) => inv,
+    let code = match cli::parse(args) {
+        Ok(inv) => {
+            init_logging();
+            run(inv)
+        }
         Err(e) => {
             eprintln!("runner: {e}\n{}", cli::USAGE);
-            return ExitCode::from(EXIT_USAGE);
+            EXIT_USAGE
         }
     };
-    init_logging();
-    ExitCode::from(run(inv))
+    std::process::exit(i32::from(code))
+}
+
+/// The part of Rust's runtime set-up runner relies on (see the module doc).
+fn prepare_process() {
+    // A closed fd 0, 1 or 2 would be taken by the next file runner opens (a pipe, the
+    // control socket), and then written to as if it were the terminal.
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll reads and writes only the three entries of `fds`; open takes a
+    // NUL-terminated path and, the lower fds being open, returns the closed one.
+    unsafe {
+        if libc::poll(fds.as_mut_ptr(), 3, 0) >= 0 {
+            for p in fds {
+                if p.revents & libc::POLLNVAL != 0 {
+                    libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                }
+            }
+        }
+    }
+    // Writes to a client that hung up or a closed pipe must fail with EPIPE, not kill
+    // runner; children get the default back before exec (spawn.rs).
+    // SAFETY: setting a disposition to SIG_IGN installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
 fn init_logging() {
