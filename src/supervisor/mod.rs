@@ -262,6 +262,9 @@ impl Supervisor {
                 if let Some((Band::Exec, _)) = Band::of(token) {
                 } else if token == SIGNALS {
                     self.handle_signals();
+                    while let Some((pid, signal)) = self.core.next_forward() {
+                        forward(pid, signal);
+                    }
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
                     // `apply` and `delete` change which apps are watched.
@@ -702,7 +705,7 @@ impl Supervisor {
             self.output.next_deadline(now),
             unread,
             self.sweep.as_ref().map(|s| s.deadline()),
-            self.reaper.next_deadline(),
+            self.reaper.next_deadline(now),
         ]
         .into_iter()
         .flatten()
@@ -814,16 +817,7 @@ impl Supervisor {
                     self.node.killed(pid);
                     self.trees.signal(pid, Signal::SIGKILL, tree);
                 }
-                Action::Forward { pid, signal } => {
-                    // SAFETY: kill(2) has no memory effects; `signal` is a number the
-                    // kernel delivered to runner (real-time ones have no nix name).
-                    if unsafe { libc::kill(pid, signal) } != 0 {
-                        log::debug!(
-                            "cannot forward signal {signal} to pid {pid}: {}",
-                            Errno::last()
-                        );
-                    }
-                }
+                Action::Forward { pid, signal } => forward(pid, signal),
                 Action::Reply {
                     request,
                     ok,
@@ -1074,5 +1068,17 @@ fn owns_terminal_foreground() -> bool {
     match nix::unistd::tcgetpgrp(&stdin) {
         Ok(pgrp) => pgrp == nix::unistd::getpgrp(),
         Err(_) => false,
+    }
+}
+
+/// Passes a signal on to a process (the one place runner forwards).
+fn forward(pid: i32, signal: i32) {
+    // SAFETY: kill(2) has no memory effects; `signal` is a number the kernel delivered to
+    // runner (real-time ones have no nix name).
+    if unsafe { libc::kill(pid, signal) } != 0 {
+        log::debug!(
+            "cannot forward signal {signal} to pid {pid}: {}",
+            Errno::last()
+        );
     }
 }

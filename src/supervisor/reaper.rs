@@ -69,13 +69,15 @@ impl Reaper {
     }
 
     /// When the owed full sweep is due.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         if !self.owed {
             return None;
         }
+        // The loop's `now`, not a fresh reading: a deadline an instant after it would be
+        // rounded up to a 1 ms poll timeout.
         Some(match self.last_sweep {
             Some(at) => at + self.gap,
-            None => Instant::now(),
+            None => now,
         })
     }
 
@@ -137,7 +139,7 @@ mod tests {
     fn nothing_is_due_without_a_sigchld() {
         let mut r = Reaper::new();
         assert!(r.sweep_due(Instant::now(), false), "the first sweep");
-        assert_eq!(r.next_deadline(), None);
+        assert_eq!(r.next_deadline(Instant::now()), None);
         assert!(!r.sweep_due(Instant::now(), false));
         assert!(
             r.sweep_due(Instant::now(), true),
@@ -162,16 +164,20 @@ mod tests {
         r.set_instances(FEW_INSTANCES);
         let t0 = Instant::now();
         r.signalled(-1);
-        assert!(r.next_deadline().is_some_and(|d| d <= Instant::now()));
+        assert_eq!(
+            r.next_deadline(t0),
+            Some(t0),
+            "the first sweep is due at once"
+        );
         assert!(r.sweep_due(t0, false));
-        assert_eq!(r.next_deadline(), None, "swept");
+        assert_eq!(r.next_deadline(t0), None, "swept");
         r.signalled(42);
         r.signalled(42);
         assert_eq!(r.named, vec![42]);
-        assert_eq!(r.next_deadline(), Some(t0 + SWEEP_GAP));
+        assert_eq!(r.next_deadline(t0), Some(t0 + SWEEP_GAP));
         assert!(!r.sweep_due(t0 + SWEEP_GAP / 2, false));
-        assert_eq!(r.next_deadline(), Some(t0 + SWEEP_GAP), "still owed");
+        assert_eq!(r.next_deadline(t0), Some(t0 + SWEEP_GAP), "still owed");
         assert!(r.sweep_due(t0 + SWEEP_GAP, false));
-        assert_eq!(r.next_deadline(), None);
+        assert_eq!(r.next_deadline(t0), None);
     }
 }

@@ -49,7 +49,18 @@ const SINGLE_EXTRA: &[Signal] = &[
 /// The signals runner receives, as a readable descriptor for the mio loop.
 pub struct SignalSource {
     fd: SignalFd,
+    /// One read's worth of siginfo records, handed out one by one.
+    batch: [libc::signalfd_siginfo; BATCH],
+    len: usize,
+    next: usize,
+    /// The last read filled less than `batch`: the queue was empty then, and with the
+    /// edge-triggered registration a later signal wakes the loop again, so no read is
+    /// owed (the usual case saves the read that would find nothing).
+    drained: bool,
 }
+
+/// Siginfo records per read: more than any burst of distinct signals the loop sees at once.
+const BATCH: usize = 8;
 
 impl SignalSource {
     /// The signal numbers that arrived since the last call, with the sender's pid, in
@@ -57,17 +68,49 @@ impl SignalSource {
     /// with any handler). Read one at a time, without allocating: this is the path of
     /// every forwarded signal.
     pub fn pending(&mut self) -> impl Iterator<Item = (i32, i32)> + '_ {
-        std::iter::from_fn(move || loop {
-            match self.fd.read_signal() {
-                Ok(Some(info)) => return Some((info.ssi_signo as i32, info.ssi_pid as i32)),
-                Ok(None) => return None,
-                Err(Errno::EINTR) => continue,
-                Err(e) => {
+        self.drained = false;
+        std::iter::from_fn(move || {
+            if self.next == self.len && !self.refill() {
+                return None;
+            }
+            let info = &self.batch[self.next];
+            self.next += 1;
+            Some((info.ssi_signo as i32, info.ssi_pid as i32))
+        })
+    }
+
+    /// Reads the next batch; false when there is none (queue empty, or an error logged).
+    fn refill(&mut self) -> bool {
+        self.next = 0;
+        self.len = 0;
+        if self.drained {
+            return false;
+        }
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            // SAFETY: reads at most the byte size of `batch`, an array of plain-data
+            // records the kernel fills whole (a signalfd returns only whole records).
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    self.batch.as_mut_ptr().cast(),
+                    size * BATCH,
+                )
+            };
+            if n >= 0 {
+                self.len = n as usize / size;
+                self.drained = self.len < BATCH;
+                return self.len > 0;
+            }
+            match Errno::last() {
+                Errno::EINTR => continue,
+                Errno::EAGAIN => return false,
+                e => {
                     log::warn!("cannot read signals: {e}");
-                    return None;
+                    return false;
                 }
             }
-        })
+        }
     }
 }
 
@@ -108,7 +151,14 @@ pub fn install(single: bool) -> std::io::Result<SignalSource> {
             std::io::Error::from(e)
         },
     )?;
-    Ok(SignalSource { fd })
+    Ok(SignalSource {
+        fd,
+        // SAFETY: signalfd_siginfo is plain integers, for which all-zero is a value.
+        batch: unsafe { std::mem::zeroed() },
+        len: 0,
+        next: 0,
+        drained: false,
+    })
 }
 
 /// Adds SIGRTMIN..=SIGRTMAX, which nix's `Signal` cannot name.
