@@ -230,7 +230,7 @@ fn start_with(
         foreground_tty: req.foreground_tty,
         err_fd: parked.err_fd,
         keep_below: parked.keep_below(),
-        sigrtmax: libc::SIGRTMAX(),
+        to_default: to_default(),
     };
     let pid = match reserve.as_deref_mut() {
         Some(Reserve {
@@ -688,8 +688,9 @@ struct ChildPlan<'a> {
     err_fd: RawFd,
     /// Every fd the child keeps is below this: see [`Parked::keep_below`].
     keep_below: RawFd,
-    /// Computed before the fork: glibc's SIGRTMAX() is a function call.
-    sigrtmax: libc::c_int,
+    /// The signals whose disposition the child must set back to the default: see
+    /// [`to_default`].
+    to_default: u64,
 }
 
 /// Runs in the new child. Async-signal-safe calls only; never returns. `shared_fds`: the
@@ -736,8 +737,8 @@ unsafe fn child(plan: &ChildPlan<'_>, shared_fds: bool) -> ! {
     // SIGCANCEL/SIGSETXID), which posix_spawn callers hand down ignored. An all-zero
     // kernel sigaction is SIG_DFL with no flags and an empty mask in every layout.
     let dfl = [0u64; 4];
-    for sig in 1..=plan.sigrtmax {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+    for sig in 1..=64 {
+        if plan.to_default & (1u64 << (sig - 1)) != 0 {
             libc::syscall(
                 libc::SYS_rt_sigaction,
                 sig,
@@ -788,6 +789,30 @@ unsafe fn child(plan: &ChildPlan<'_>, shared_fds: bool) -> ! {
     }
     libc::execve(plan.program, plan.argv, plan.envp);
     fail(Stage::Exec)
+}
+
+/// The signals a child must set back to SIG_DFL, as a mask (bit N-1 for signal N): those
+/// runner ignores (exec would keep them ignored) or has a handler for (which must not run
+/// in a child sharing runner's memory once it unblocks signals), read once from
+/// `/proc/self/status` (`SigIgn`, `SigCgt`). Runner's dispositions do not change after
+/// start-up (`signals::install`), and setting those few rather than all 64 saves a system
+/// call per signal on every spawn. Without /proc (a bare PID 1): every signal but SIGKILL
+/// and SIGSTOP, as before.
+fn to_default() -> u64 {
+    static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *MASK.get_or_init(|| {
+        let changed = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| Some(sig_mask(&status, "SigIgn:")? | sig_mask(&status, "SigCgt:")?));
+        let unchangeable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
+        changed.unwrap_or(u64::MAX) & !unchangeable
+    })
+}
+
+/// One signal mask line (`SigIgn:`, `SigCgt:`) of a `/proc/PID/status` text.
+fn sig_mask(status: &str, field: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix(field))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// Writes `pid` in decimal at `dst` and NUL-terminates it, within PID_DIGITS bytes.
@@ -873,6 +898,21 @@ fn is_executable(p: &Path) -> bool {
 /// Marks every fd above 2 that runner inherited close-on-exec, so that nothing its
 /// caller leaked reaches the apps (tini, dumb-init and catatonit all pass them on).
 pub fn cloexec_inherited_fds() {
+    // One system call (Linux 5.11) instead of listing /proc/self/fd and two fcntl calls
+    // per fd: this runs on every start, where runner is compared with tini. Runner's own
+    // fds at this point are close-on-exec already.
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on fds of our own.
+    let all = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if all == 0 {
+        return;
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -899,6 +939,20 @@ mod tests {
 
     fn os(v: &str) -> OsString {
         OsString::from(v)
+    }
+
+    #[test]
+    fn the_signals_to_reset_are_read_from_proc_status() {
+        let status = "Name:\trunner\nSigBlk:\t0000000000010000\nSigIgn:\t0000000000381000\n\
+                      SigCgt:\t0000000000000002\n";
+        // SIGPIPE (13), SIGTTIN (21), SIGTTOU (22), SIGURG (23 here, inherited).
+        assert_eq!(sig_mask(status, "SigIgn:"), Some(0x381000));
+        assert_eq!(sig_mask(status, "SigCgt:"), Some(2));
+        assert_eq!(sig_mask("Name:\tx\n", "SigIgn:"), None);
+        assert_eq!(sig_mask("SigIgn:\tzz\n", "SigIgn:"), None);
+        // This process ignores SIGPIPE (Rust's test harness does), so it is to be reset.
+        assert_ne!(to_default() & (1 << (libc::SIGPIPE - 1)), 0);
+        assert_eq!(to_default() & (1 << (libc::SIGKILL - 1)), 0);
     }
 
     #[test]
