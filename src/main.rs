@@ -8,7 +8,9 @@
 //! aborting. What runner needs from that set-up it does itself in [`prepare_process`]:
 //! fds 0-2 open, SIGPIPE ignored. Arguments still come from `std::env` (glibc hands them
 //! to std's initialiser), and `std::process::exit` flushes stdout as the runtime would.
-#![no_main]
+// Under `cargo test` the harness brings its own entry point, and a C `main` of ours would
+// replace it.
+#![cfg_attr(not(test), no_main)]
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,7 +28,7 @@ use runner::supervisor::{spawn, Mode, NotifyAt, Options, Supervisor};
 /// Usage and ecosystem-file errors: nothing was started.
 const EXIT_USAGE: u8 = 2;
 
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     prepare_process();
     let args: Vec<_> = std::env::args_os().skip(1).collect();
