@@ -157,6 +157,26 @@ fn program_gets_default_dispositions_even_when_runner_inherited_sigint_ignored()
 }
 
 #[test]
+fn closed_stdin_and_stdout_are_dev_null_for_runner_and_the_program() {
+    // Started with fds 0 and 1 closed, runner's own first files (its control socket, its
+    // event loop) would take those numbers and the program would inherit them as its stdin
+    // and stdout: runner reopens them on /dev/null first, as Rust's runtime would.
+    let d = TestDir::new("closedfds");
+    let out = d.p("fds");
+    let script = format!(
+        "exec 0<&- 1>&-; exec '{RUNNER}' --socket '{sock}' -- sh -c \
+         'i=$(readlink /proc/$$/fd/0); o=$(readlink /proc/$$/fd/1); echo $i $o > \"{out}\"'",
+        sock = d.p("runner.sock"),
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script).current_dir(d.path());
+    let mut p = Proc::spawn(cmd);
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+    let fds = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(fds, "/dev/null /dev/null\n", "{}", p.dump());
+}
+
+#[test]
 fn program_gets_empty_mask_even_when_runner_inherited_blocked_and_ignored_signals() {
     let d = TestDir::new("blocked");
     // python3 blocks USR1 and HUP, ignores INT and QUIT, then execs runner.
