@@ -435,10 +435,16 @@ fn is_process(pid: i32) -> bool {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return false;
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse::<i32>().ok())
-        == Some(pid)
+    status_field(&text, "Tgid").and_then(|v| v.parse::<i32>().ok()) == Some(pid)
+}
+
+/// The value of field `name` (`Tgid`, `SigIgn`, ...) in a `/proc/PID/status` text, trimmed.
+pub fn status_field<'a>(status: &'a str, name: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(str::trim)
+    })
 }
 
 /// A view of /proc kept up to date at a cost that follows the trees asked about, not the

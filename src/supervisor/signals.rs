@@ -65,8 +65,8 @@ const BATCH: usize = 8;
 impl SignalSource {
     /// The signal numbers that arrived since the last call, with the sender's pid, in
     /// arrival order (a standard signal sent twice before runner reads it counts once, as
-    /// with any handler). Read one at a time, without allocating: this is the path of
-    /// every forwarded signal.
+    /// with any handler). Read up to `BATCH` at a time into a buffer held here, without
+    /// allocating: this is the path of every forwarded signal.
     pub fn pending(&mut self) -> impl Iterator<Item = (i32, i32)> + '_ {
         self.drained = false;
         std::iter::from_fn(move || {

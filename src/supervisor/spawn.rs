@@ -803,16 +803,15 @@ fn to_default() -> u64 {
     *MASK.get_or_init(|| {
         let changed = std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|status| Some(sig_mask(&status, "SigIgn:")? | sig_mask(&status, "SigCgt:")?));
+            .and_then(|status| Some(sig_mask(&status, "SigIgn")? | sig_mask(&status, "SigCgt")?));
         let unchangeable = (1u64 << (libc::SIGKILL - 1)) | (1u64 << (libc::SIGSTOP - 1));
         changed.unwrap_or(u64::MAX) & !unchangeable
     })
 }
 
-/// One signal mask line (`SigIgn:`, `SigCgt:`) of a `/proc/PID/status` text.
+/// One signal mask (`SigIgn`, `SigCgt`) of a `/proc/PID/status` text.
 fn sig_mask(status: &str, field: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|l| l.strip_prefix(field))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
+    u64::from_str_radix(crate::procfs::status_field(status, field)?, 16).ok()
 }
 
 /// Writes `pid` in decimal at `dst` and NUL-terminates it, within PID_DIGITS bytes.
@@ -946,10 +945,10 @@ mod tests {
         let status = "Name:\trunner\nSigBlk:\t0000000000010000\nSigIgn:\t0000000000381000\n\
                       SigCgt:\t0000000000000002\n";
         // SIGPIPE (13), SIGTTIN (21), SIGTTOU (22), SIGURG (23 here, inherited).
-        assert_eq!(sig_mask(status, "SigIgn:"), Some(0x381000));
-        assert_eq!(sig_mask(status, "SigCgt:"), Some(2));
-        assert_eq!(sig_mask("Name:\tx\n", "SigIgn:"), None);
-        assert_eq!(sig_mask("SigIgn:\tzz\n", "SigIgn:"), None);
+        assert_eq!(sig_mask(status, "SigIgn"), Some(0x381000));
+        assert_eq!(sig_mask(status, "SigCgt"), Some(2));
+        assert_eq!(sig_mask("Name:\tx\n", "SigIgn"), None);
+        assert_eq!(sig_mask("SigIgn:\tzz\n", "SigIgn"), None);
         // This process ignores SIGPIPE (Rust's test harness does), so it is to be reset.
         assert_ne!(to_default() & (1 << (libc::SIGPIPE - 1)), 0);
         assert_eq!(to_default() & (1 << (libc::SIGKILL - 1)), 0);
