@@ -485,3 +485,37 @@ fn runner_answers_and_reaps_while_it_waits_for_leftovers_before_exiting() {
         "a leftover survived runner"
     );
 }
+
+#[test]
+fn a_storm_of_forwarded_signals_delays_no_restart_and_no_stop() {
+    // A wake-up that brought only signals runner passes on skips the rest of its turn
+    // (issue 18): the deadlines it had must still fall due while such signals keep coming.
+    let d = TestDir::new("fwdstorm");
+    let starts = d.p("starts");
+    d.ecosystem(&format!(
+        "[[apps]]\nname = \"crashy\"\nscript = \"/bin/sh\"\nargs = [\"-c\", {}]\n\
+         restart_delay = \"300ms\"\nmin_uptime = 10\nmax_restarts = 1000\n",
+        q(&format!(
+            "trap '' USR1; echo $$ >> {}; sleep 0.2; exit 1",
+            q(&starts)
+        ))
+    ));
+    let mut p = runner_eco(&d, &[]);
+    d.wait_file("starts");
+    let storm_until = Instant::now() + T;
+    while d.lines("starts").len() < 4 && Instant::now() < storm_until {
+        p.signal("USR1");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        d.lines("starts").len() >= 4,
+        "{:?}\n{}",
+        d.lines("starts"),
+        p.dump()
+    );
+    for _ in 0..20 {
+        p.signal("USR1");
+    }
+    p.signal("TERM");
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+}

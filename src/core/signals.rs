@@ -19,36 +19,64 @@ pub enum Mode {
     Ecosystem { sighup_reloads: bool },
 }
 
+/// What one signal means to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Meaning {
+    /// Passed on to every main process, and nothing else changes.
+    Forward,
+    /// SIGTERM, SIGINT or SIGQUIT with an ecosystem: stop everything.
+    Stop(Signal),
+    /// SIGHUP with `on_sighup = "reload"`.
+    Reload,
+    /// SIGCHLD (the shell reaps), or a real-time signal to an ecosystem.
+    Nothing,
+}
+
 impl Core {
-    /// Signal number `signo` reached runner.
-    pub fn signal_received(&mut self, signo: i32, now: Instant) {
+    fn meaning(&self, signo: i32) -> Meaning {
         if signo == Signal::SIGCHLD as i32 {
-            return; // the shell reaps
+            return Meaning::Nothing;
         }
         let Ok(signal) = Signal::try_from(signo) else {
             // Real-time signals have no name in nix: they are the program's business in
             // single-program mode and mean nothing to an ecosystem.
-            if self.mode == Mode::Single {
-                self.forward_number(signo);
-            }
-            return;
+            return match self.mode {
+                Mode::Single => Meaning::Forward,
+                Mode::Ecosystem { .. } => Meaning::Nothing,
+            };
         };
         match (self.mode, signal) {
-            (Mode::Single, _) => self.forward_number(signo),
+            (Mode::Single, _) => Meaning::Forward,
             (Mode::Ecosystem { .. }, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
-                self.stop_signal(signal, now)
+                Meaning::Stop(signal)
             }
             (
                 Mode::Ecosystem {
                     sighup_reloads: true,
                 },
                 Signal::SIGHUP,
-            ) => {
+            ) => Meaning::Reload,
+            (Mode::Ecosystem { .. }, _) => Meaning::Forward,
+        }
+    }
+
+    /// Signal number `signo` reached runner.
+    pub fn signal_received(&mut self, signo: i32, now: Instant) {
+        match self.meaning(signo) {
+            Meaning::Forward => self.forward_number(signo),
+            Meaning::Stop(signal) => self.stop_signal(signal, now),
+            Meaning::Reload => {
                 log::info!("received SIGHUP: reloading every app");
                 self.reload_all(now);
             }
-            (Mode::Ecosystem { .. }, _) => self.forward_number(signo),
+            Meaning::Nothing => {}
         }
+    }
+
+    /// Whether `signo` only makes the core pass it on: the supervisor then has nothing
+    /// else to do in its turn (SIGCHLD is not one: the shell reaps).
+    pub fn only_forwards(&self, signo: i32) -> bool {
+        self.meaning(signo) == Meaning::Forward
     }
 
     /// Passes `signal` on to every instance's main process.

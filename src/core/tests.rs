@@ -1380,6 +1380,36 @@ fn an_ecosystem_stops_on_sigterm_and_forwards_usr1_but_not_real_time_signals() {
 }
 
 #[test]
+fn only_forwards_holds_exactly_for_signals_that_change_nothing_but_are_passed_on() {
+    // The supervisor skips the rest of its turn on this word: a signal that stops,
+    // reloads or means SIGCHLD must never be called a plain forward.
+    let modes = [
+        Mode::Single,
+        Mode::Ecosystem {
+            sighup_reloads: false,
+        },
+        Mode::Ecosystem {
+            sighup_reloads: true,
+        },
+    ];
+    for mode in modes {
+        for signo in 1..=64 {
+            let mut w = World::new(vec![app("p")]);
+            w.core.set_mode(mode);
+            w.pump();
+            w.log.clear();
+            let only = w.core.only_forwards(signo);
+            w.core.signal_received(signo, w.now);
+            w.pump();
+            let all_forwards = w.log.iter().all(|a| matches!(a, Action::Forward { .. }));
+            let passed_on = !w.log.is_empty() && all_forwards;
+            let changed = w.core.is_shutting_down() || w.core.is_reloading();
+            assert_eq!(only, passed_on && !changed, "{mode:?}, signal {signo}");
+        }
+    }
+}
+
+#[test]
 fn sighup_reloads_when_the_ecosystem_says_so() {
     let mut w = World::new(vec![app("p")]);
     w.core.set_mode(Mode::Ecosystem {

@@ -217,31 +217,25 @@ impl Supervisor {
         self.now = Instant::now();
         self.core.start(self.now);
         self.watches.sync(self.poll.registry(), &self.core);
+        // Set when a wake-up brought only signals that are passed on: the rest of the
+        // turn has nothing new to see, so the loop waits again for the same deadline. A
+        // forwarded signal then costs a signalfd read and a kill, as under tini; the
+        // turn's other work used to compete with the program for the CPU.
+        let mut forwarded_only = false;
+        let mut deadline = None;
         loop {
-            // Everything that arms a timer or a probe runs after the actions and before
-            // the timeout is computed: a probe or deadline that only a later wake-up would
-            // set up is a stall (a ready_check that waited for a client to connect).
-            // An apply round starts first, so that what it applies at once acts now.
-            self.next_apply_round();
-            let exit = self.perform_actions();
-            // Performing actions may have spawned many children, which takes time: the
-            // sweep, probes, systemd and the poll timeout count from after it.
-            self.now = Instant::now();
-            if let Some(code) = exit {
-                if self.sweep.is_none() {
-                    // A node evaluating an apply is killed; the sweep reaps it.
-                    self.end_applies();
-                    self.reap(true);
-                    self.sweep = sweep::Sweep::begin(code, self.now);
-                    if self.sweep.is_none() {
-                        return self.finish(code);
-                    }
+            if !forwarded_only {
+                if let Some(code) = self.prepare_wait() {
+                    return code;
                 }
+                deadline = self.deadline();
             }
-            self.run_probes();
-            self.tell_systemd();
-            self.cron.arm(&mut self.core);
-            let timeout = self.timeout();
+            let now = if forwarded_only {
+                Instant::now()
+            } else {
+                self.now
+            };
+            let timeout = deadline.map(|d: Instant| d.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     log::error!("event loop: {e}");
@@ -257,11 +251,13 @@ impl Supervisor {
                     self.exec_done(pid as i32);
                 }
             }
+            let only_signals = !events.is_empty() && events.iter().all(|e| e.token() == SIGNALS);
+            let mut passed_on = true;
             for event in events.iter() {
                 let token = event.token();
                 if let Some((Band::Exec, _)) = Band::of(token) {
                 } else if token == SIGNALS {
-                    self.handle_signals();
+                    passed_on &= self.handle_signals();
                     while let Some((pid, signal)) = self.core.next_forward() {
                         forward(pid, signal);
                     }
@@ -294,6 +290,10 @@ impl Supervisor {
                         self.core.ready(pid, self.now);
                     }
                 }
+            }
+            forwarded_only = only_signals && passed_on;
+            if forwarded_only {
+                continue;
             }
             if self.ready.pending() {
                 let (core, execs) = (&self.core, &self.execs);
@@ -338,6 +338,34 @@ impl Supervisor {
             }
             self.node.disconnect_due(now);
         }
+    }
+
+    /// The turn's work before the wait: actions, then everything that arms a timer or a
+    /// probe, so that the deadline computed next sees them (a probe or deadline that only
+    /// a later wake-up would set up is a stall: a ready_check that waited for a client to
+    /// connect). An apply round starts first, so that what it applies at once acts now.
+    /// Some(exit code) when runner is done.
+    fn prepare_wait(&mut self) -> Option<i32> {
+        self.next_apply_round();
+        let exit = self.perform_actions();
+        // Performing actions may have spawned many children, which takes time: the
+        // sweep, probes, systemd and the poll timeout count from after it.
+        self.now = Instant::now();
+        if let Some(code) = exit {
+            if self.sweep.is_none() {
+                // A node evaluating an apply is killed; the sweep reaps it.
+                self.end_applies();
+                self.reap(true);
+                self.sweep = sweep::Sweep::begin(code, self.now);
+                if self.sweep.is_none() {
+                    return Some(self.finish(code));
+                }
+            }
+        }
+        self.run_probes();
+        self.tell_systemd();
+        self.cron.arm(&mut self.core);
+        None
     }
 
     /// The last words: what the apps wrote is flushed and delivered before runner exits.
@@ -682,7 +710,7 @@ impl Supervisor {
     }
 
     /// Until the nearest deadline; None (sleep until an event) when nothing is timed.
-    fn timeout(&self) -> Option<Duration> {
+    fn deadline(&self) -> Option<Instant> {
         let now = self.now;
         let trees = (!self.watched.is_empty()).then(|| now + TREE_RECHECK);
         let stalled = self.control.as_ref().is_some_and(|c| c.accept_stalled());
@@ -710,12 +738,14 @@ impl Supervisor {
         .into_iter()
         .flatten()
         .min()
-        .map(|d| d.saturating_duration_since(now))
     }
 
-    fn handle_signals(&mut self) {
+    /// True when every signal read is one the core only passes on.
+    fn handle_signals(&mut self) -> bool {
         let now = self.now;
+        let mut passed_on = true;
         for (signo, from) in self.signals.pending() {
+            passed_on &= self.sweep.is_none() && self.core.only_forwards(signo);
             if signo == libc::SIGCHLD {
                 self.reaper.signalled(from);
             }
@@ -728,6 +758,7 @@ impl Supervisor {
             }
             self.core.signal_received(signo, now);
         }
+        passed_on
     }
 
     /// Reaps the children that have exited: instance main processes and adopted orphans
