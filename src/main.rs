@@ -6,8 +6,9 @@
 //! `pthread_getattr_np` for the main thread's stack guard), and installs an alternate
 //! signal stack with SIGSEGV/SIGBUS handlers only to print "stack overflow" before
 //! aborting. What runner needs from that set-up it does itself in [`prepare_process`]:
-//! fds 0-2 open, SIGPIPE ignored. Arguments still come from `std::env` (glibc hands them
-//! to std's initialiser), and `std::process::exit` flushes stdout as the runtime would.
+//! fds 0-2 open, SIGPIPE ignored. Arguments are read from `main`'s own `argv`: glibc also
+//! hands them to std's initialiser, but a static musl build does not, and there
+//! `std::env::args_os()` is empty. `std::process::exit` flushes stdout as the runtime would.
 // Under `cargo test` the harness brings its own entry point, and a C `main` of ours would
 // replace it.
 #![cfg_attr(not(test), no_main)]
@@ -29,9 +30,10 @@ use runner::supervisor::{spawn, Mode, NotifyAt, Options, Supervisor};
 const EXIT_USAGE: u8 = 2;
 
 #[cfg_attr(not(test), no_mangle)]
-extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
     prepare_process();
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    // SAFETY: C's `main` gets `argc` NUL-terminated strings at `argv`, alive until exit.
+    let args = unsafe { arguments(argc, argv) };
     let code = match cli::parse(args) {
         Ok(inv) => {
             init_logging();
@@ -43,6 +45,29 @@ extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> lib
         }
     };
     std::process::exit(i32::from(code))
+}
+
+/// `argv[1..argc]` as OS strings (the bytes as given: Unix arguments need not be UTF-8).
+///
+/// # Safety
+/// `argv` holds at least `argc` pointers to NUL-terminated strings, as C's `main` gets.
+unsafe fn arguments(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let count = if argv.is_null() {
+        0
+    } else {
+        usize::try_from(argc).unwrap_or(0)
+    };
+    (1..count)
+        .map(|i| {
+            // SAFETY: i < argc, and each entry is a NUL-terminated string (see above).
+            let bytes = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes();
+            std::ffi::OsStr::from_bytes(bytes).to_os_string()
+        })
+        .collect()
 }
 
 /// The part of Rust's runtime set-up runner relies on (see the module doc).
@@ -267,8 +292,8 @@ fn single(program: std::ffi::OsString, args: Vec<std::ffi::OsString>, global: &c
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "program".into());
-    let mut argv = vec![program.to_string_lossy().into_owned()];
-    argv.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+    let mut argv = vec![program];
+    argv.extend(args);
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let mut spec = AppSpec::with_defaults(&name, path, argv, cwd);
     spec.autorestart = false;

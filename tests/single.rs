@@ -278,6 +278,29 @@ fn arguments_that_look_like_options_pass_through_untouched() {
 }
 
 #[test]
+fn arguments_that_are_not_utf8_reach_the_program_byte_for_byte() {
+    // tini passes argv on as bytes; a file name in Latin-1 is a legitimate argument.
+    use std::os::unix::ffi::OsStrExt;
+    let d = TestDir::new("bytes");
+    let out = d.p("args");
+    let mut cmd = Command::new(RUNNER);
+    cmd.arg("--socket")
+        .arg(d.p("runner.sock"))
+        .arg("--")
+        .arg("sh")
+        .arg("-c")
+        .arg("printf '%s|' \"$@\" > \"$0\"")
+        .arg(&out)
+        .arg(std::ffi::OsStr::from_bytes(b"caf\xe9"))
+        .arg(std::ffi::OsStr::from_bytes(b"\xff\xfe x"))
+        .current_dir(d.path());
+    let mut p = Proc::spawn(cmd);
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+    let got = std::fs::read(&out).unwrap_or_default();
+    assert_eq!(got, b"caf\xe9|\xff\xfe x|", "{}", p.dump());
+}
+
+#[test]
 fn program_output_goes_to_runner_stdout_and_stderr() {
     let d = TestDir::new("stdio");
     let mut p = single(&d, &["sh", "-c", "echo to-out; echo to-err >&2"]);

@@ -1,6 +1,7 @@
 //! One `[[apps]]` table → one `AppSpec`, with every problem in it reported.
 
 use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsString;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -382,7 +383,7 @@ fn program_and_argv(
         match program::resolve_program(&input) {
             Ok(p) => {
                 spec.program = p.program;
-                spec.argv = p.argv;
+                spec.argv = p.argv.into_iter().map(OsString::from).collect();
                 spec.node_ipc = p.node_ipc;
                 let interpreted = p.interpreted;
                 if !interpreter_args.is_empty() && !interpreted {

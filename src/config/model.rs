@@ -5,6 +5,7 @@
 //! never sees raw TOML.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -194,8 +195,9 @@ pub struct AppSpec {
     /// The program that is executed: an absolute path (found in PATH at load time) or a
     /// path relative to `cwd` as the user wrote it.
     pub program: PathBuf,
-    /// Full argv, argv[0] included (interpreter, interpreter args, script, args).
-    pub argv: Vec<String>,
+    /// Full argv, argv[0] included (interpreter, interpreter args, script, args). OS
+    /// strings: `runner -- PROGRAM` passes its arguments on byte for byte, as tini does.
+    pub argv: Vec<OsString>,
     pub cwd: PathBuf,
     /// Environment added to runner's own: env_file, then `env`, then `env_<profile>`.
     pub env: BTreeMap<String, String>,
@@ -280,7 +282,7 @@ impl AppSpec {
 
     /// A spec with every default of SPEC section 2, for a program given as argv.
     /// Used by single-program mode and by tests.
-    pub fn with_defaults(name: &str, program: PathBuf, argv: Vec<String>, cwd: PathBuf) -> Self {
+    pub fn with_defaults(name: &str, program: PathBuf, argv: Vec<OsString>, cwd: PathBuf) -> Self {
         AppSpec {
             name: name.to_string(),
             namespace: "default".to_string(),

@@ -100,8 +100,13 @@ fn render_app(out: &mut String, app: &AppSpec) {
             app.instances
         ),
     );
-    row(out, "command", shell_words::join(&app.argv));
-    if app.argv.first().map(String::as_str) != app.program.to_str() {
+    let argv: Vec<String> = app
+        .argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    row(out, "command", shell_words::join(&argv));
+    if app.argv.first().map(|a| a.as_os_str()) != Some(app.program.as_os_str()) {
         row(out, "program", app.program.display());
     }
     row(out, "cwd", app.cwd.display());

@@ -536,7 +536,7 @@ impl Supervisor {
         let Some((slot, spec)) = self.core.owner(instance_pid) else {
             return Err(format!("pid {instance_pid} is no instance"));
         };
-        let argv = vec!["sh".to_string(), "-c".to_string(), command.to_string()];
+        let argv = ["sh", "-c", command].map(OsString::from);
         let req = SpawnRequest {
             program: std::path::Path::new("/bin/sh"),
             argv: &argv,

@@ -38,7 +38,7 @@ pub enum Stdin {
 #[derive(Debug)]
 pub struct SpawnRequest<'a> {
     pub program: &'a Path,
-    pub argv: &'a [String],
+    pub argv: &'a [OsString],
     pub env: Vec<(OsString, OsString)>,
     pub cwd: &'a Path,
     pub credentials: Option<&'a Credentials>,
