@@ -124,6 +124,17 @@ class Subject:
         self.target = self.proc.pid
         self.lat_us = []
         self.lost = 0
+        self.cpu_ns = 0
+
+    def cpu_now(self):
+        """The supervisor's CPU time so far (ns, /proc/PID/schedstat); None without one."""
+        if self.target == self.app_pid:
+            return None
+        try:
+            with open(f"/proc/{self.target}/schedstat") as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def readline(self, timeout):
         deadline = time.monotonic() + timeout
@@ -173,6 +184,8 @@ def main():
     ap.add_argument("--json", default=None)
     ap.add_argument("--build-note", default="")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
+                    help="another supervisor run as `PATH -- PROGRAM` (an A/B against an older runner)")
     a = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="runner-bench-signals-")
@@ -198,6 +211,10 @@ def main():
         b = shutil.which(name)
         if b:
             tools.append((name, [b] + pre + recv))
+    for kv in a.extra:
+        name, _, path = kv.partition("=")
+        if name and path:
+            tools.append((name, [path, "--"] + recv))
     missing = [n for n in ("tini", "dumb-init", "catatonit") if not shutil.which(n)]
 
     t0 = time.monotonic()
@@ -220,6 +237,7 @@ def main():
         for c in range(a.chunks):
             order = subjects[c % len(subjects):] + subjects[:c % len(subjects)]
             for s in order:
+                cpu0 = s.cpu_now()
                 for _ in range(per_chunk):
                     nxt += gap
                     d = nxt - time.monotonic()
@@ -228,6 +246,9 @@ def main():
                     else:
                         nxt = time.monotonic()
                     s.one()
+                cpu1 = s.cpu_now()
+                if cpu0 is not None and cpu1 is not None:
+                    s.cpu_ns += cpu1 - cpu0
     finally:
         for s in subjects:
             s.stop()
@@ -240,7 +261,9 @@ def main():
         xs = s.lat_us
         res[s.name] = {"n": len(xs), "lost": s.lost, "p50_us": pct(xs, 50), "p90_us": pct(xs, 90),
                        "p99_us": pct(xs, 99), "min_us": min(xs), "max_us": max(xs),
-                       "mean_us": statistics.fmean(xs), "argv": " ".join(os.path.basename(x) for x in
+                       "mean_us": statistics.fmean(xs),
+                       "cpu_us_per_signal": (s.cpu_ns / 1000.0 / len(xs)) if s.target != s.app_pid else None,
+                       "argv": " ".join(os.path.basename(x) for x in
                                                                             [s.argv[0]] + s.argv[1:2])}
     out = []
     out += [f"# runner signal forwarding benchmark — {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}", "",
@@ -253,10 +276,12 @@ def main():
             f"{a.gap_ms:g} ms apart, in {a.chunks} chunks with the tool order rotated", ""]
     if a.quick:
         out += ["**QUICK mode.**", ""]
-    out += ["Latency = the program's CLOCK_MONOTONIC when sigwaitinfo returned minus ours just before "
+    out += ["CPU / signal = the supervisor's own CPU time (/proc/PID/schedstat) over its chunks, "
+            "divided by the signals it forwarded: waking up, reading, forwarding, going back to sleep. µs.", "",
+            "Latency = the program's CLOCK_MONOTONIC when sigwaitinfo returned minus ours just before "
             "kill(2) to the supervisor. µs.", "",
-            "| tool | p50 | p90 | p99 | min | max | mean | p50 − direct | p50 / runner | p99 / runner | lost |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| tool | p50 | p90 | p99 | min | max | mean | p50 − direct | p50 / runner | p99 / runner | lost | CPU / signal |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     base = res.get("direct (no supervisor)", {}).get("p50_us")
     rr = res.get("runner")
     for name, r in res.items():
@@ -264,7 +289,8 @@ def main():
                    f"{r['max_us']:.1f} | {r['mean_us']:.1f} | "
                    + (f"{r['p50_us'] - base:.1f}" if base is not None else "—") + " | "
                    + (f"{r['p50_us'] / rr['p50_us']:.2f}x" if rr else "—") + " | "
-                   + (f"{r['p99_us'] / rr['p99_us']:.2f}x" if rr else "—") + f" | {r['lost']} |")
+                   + (f"{r['p99_us'] / rr['p99_us']:.2f}x" if rr else "—") + f" | {r['lost']} | "
+                   + (f"{r['cpu_us_per_signal']:.1f}" if r['cpu_us_per_signal'] is not None else "—") + " |")
     out.append("")
     if missing:
         out += [f"Not installed, not measured: {', '.join(missing)}.", ""]

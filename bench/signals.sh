@@ -9,6 +9,8 @@
 #   SIGNALS=N           signals per tool (default 200)
 #   GAP_MS=N            spacing between signals (default 5)
 #   JSON_OUT=path       also write the results as JSON
+#   EXTRA="a=PATH,b=PATH"  more subjects run as `PATH -- PROGRAM`: an older runner for an
+#                       A/B, or "floor" to build bench/apps/epoll-forward.c (the design's floor)
 set -euo pipefail
 
 # shellcheck source=bench/lib.sh
@@ -23,4 +25,14 @@ install_missing
 command -v python3 >/dev/null || { say "error: python3 is required"; exit 1; }
 
 build_runner
-run_report signals --runner "$runner" --signals "${SIGNALS:-200}" --gap-ms "${GAP_MS:-5}"
+extra=()
+IFS=, read -r -a wanted <<<"${EXTRA:-}"
+for kv in "${wanted[@]}"; do
+    if [ "$kv" = floor ]; then
+        floor_bin="$(mktemp -d)/epoll-forward"
+        cc -O2 -o "$floor_bin" "$here/apps/epoll-forward.c"
+        kv="epoll+signalfd floor=$floor_bin"
+    fi
+    extra+=(--extra "$kv")
+done
+run_report signals --runner "$runner" --signals "${SIGNALS:-200}" --gap-ms "${GAP_MS:-5}" "${extra[@]}"
