@@ -115,6 +115,42 @@ fn every_catchable_signal_is_forwarded_to_the_program() {
     assert_eq!(p.code(T), 0, "{}", p.dump());
 }
 
+#[test]
+fn clients_are_served_while_runner_waits_for_signals_and_only_a_sent_sigio_is_forwarded() {
+    // Between events runner waits in sigtimedwait, and a client's connection wakes it as
+    // a SIGIO the kernel raises for the control socket: that one is runner's own, while
+    // a SIGIO some process sends belongs to the program.
+    let d = TestDir::new("sigwait");
+    let out = d.p("signals");
+    let mut p = single(&d, &["python3", &app("sigrec.py"), &out, "SIGTERM", "0"]);
+    d.wait_file("signals.ready");
+    for _ in 0..3 {
+        let list = runner_cmd(d.path(), &["list"]).output().unwrap();
+        let text = String::from_utf8_lossy(&list.stdout).into_owned();
+        assert!(
+            list.status.success() && text.contains("python3"),
+            "{text}\n{}",
+            p.dump()
+        );
+    }
+    p.signal("USR1");
+    wait_for("SIGUSR1 to reach the program", DEADLINE, || {
+        d.lines("signals").iter().any(|l| l == "SIGUSR1")
+    });
+    p.signal("IO");
+    wait_for("SIGIO to reach the program", DEADLINE, || {
+        d.lines("signals").iter().any(|l| l == "SIGIO")
+    });
+    let got: Vec<String> = d
+        .lines("signals")
+        .into_iter()
+        .filter(|l| l != "SIGCONT")
+        .collect();
+    assert_eq!(got, ["SIGUSR1", "SIGIO"], "{}", p.dump());
+    p.signal("TERM");
+    assert_eq!(p.code(T), 0, "{}", p.dump());
+}
+
 /// Signals 32 and 33 are glibc's internal SIGCANCEL and SIGSETXID. glibc's posix_spawn
 /// (used by std::process::Command, so by this test harness) starts every child with them
 /// ignored, so runner inherits them ignored here. They are checked on their own in

@@ -524,6 +524,27 @@ impl Server {
     }
 
     /// Whether clients may be waiting in the backlog because runner ran out of fds.
+    /// Has the kernel send runner SIGIO (with `si_code` POLL_IN) when a client connects,
+    /// for a loop that waits in `sigtimedwait` rather than epoll (single-program mode, see
+    /// `supervisor/signals.rs`). The listener stays registered with the loop as well.
+    pub fn signal_on_connect(&self) -> io::Result<()> {
+        let fd = self.listener.as_raw_fd();
+        // SAFETY: fcntl on our own listening fd, with integer arguments only.
+        let ok = unsafe {
+            libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) == 0
+                && libc::fcntl(fd, F_SETSIG, libc::SIGIO) == 0
+                && {
+                    let flags = libc::fcntl(fd, libc::F_GETFL);
+                    flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags | libc::O_ASYNC) == 0
+                }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     pub fn accept_stalled(&self) -> bool {
         self.accept_stalled
     }
@@ -549,6 +570,10 @@ impl Drop for Server {
 }
 
 /// Only runner's own user and root may talk to it.
+/// fcntl's F_SETSIG (Linux's fcntl.h), which the libc crate does not name: with it the
+/// kernel's SIGIO carries `si_code` POLL_IN, telling it from a SIGIO a process sent.
+const F_SETSIG: libc::c_int = 10;
+
 pub fn peer_allowed(peer_uid: u32, our_euid: u32) -> bool {
     peer_uid == our_euid || peer_uid == 0
 }

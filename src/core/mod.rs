@@ -326,20 +326,6 @@ impl Core {
         }
     }
 
-    /// The next action if it is a signal to pass on, as (pid, signal): the shell sends
-    /// those as soon as it has read the signals, before the rest of its turn (single-program
-    /// mode is compared with tini on that latency). Order is kept: a forward queued behind
-    /// another action waits for `next_action`.
-    pub fn next_forward(&mut self) -> Option<(i32, i32)> {
-        match self.actions.front() {
-            Some(&Action::Forward { pid, signal }) => {
-                self.actions.pop_front();
-                Some((pid, signal))
-            }
-            _ => None,
-        }
-    }
-
     /// The next action for the shell to perform.
     pub fn next_action(&mut self) -> Option<Action> {
         let action = self.actions.pop_front();

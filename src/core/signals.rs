@@ -84,14 +84,23 @@ impl Core {
         self.forward_number(signal as i32);
     }
 
-    fn forward_number(&mut self, signal: i32) {
-        for slot in self.slots.values() {
-            for p in [&slot.proc, &slot.replacement].into_iter().flatten() {
-                if p.main_alive() {
-                    self.actions
-                        .push_back(Action::Forward { pid: p.pid, signal });
-                }
-            }
-        }
+    /// Where a forwarded signal goes: every live main process, a reload's replacement
+    /// included. Valid until the core next changes (the supervisor keeps it between
+    /// turns, to forward without touching the core: `Supervisor::pass_on`).
+    pub fn forward_targets(&self) -> impl Iterator<Item = i32> + '_ {
+        targets(&self.slots)
     }
+
+    fn forward_number(&mut self, signal: i32) {
+        let forwards = targets(&self.slots).map(|pid| Action::Forward { pid, signal });
+        self.actions.extend(forwards);
+    }
+}
+
+fn targets(slots: &super::slots::Slots) -> impl Iterator<Item = i32> + '_ {
+    slots
+        .values()
+        .flat_map(|slot| [&slot.proc, &slot.replacement].into_iter().flatten())
+        .filter(|p| p.main_alive())
+        .map(|p| p.pid)
 }

@@ -80,6 +80,10 @@ pub struct Supervisor {
     base_env: Vec<(OsString, OsString)>,
     foreground_tty: bool,
     control: Option<Server>,
+    /// Single-program mode may wait in `sigtimedwait` (`waits_for_signals_only`).
+    signal_driven: bool,
+    /// `Core::forward_targets` while the core cannot change (`pass_on`).
+    forward_to: Option<Vec<i32>>,
     source: Option<(PathBuf, LoadOptions)>,
     /// Control requests waiting for the core's answer.
     pending: HashMap<RequestId, ConnId>,
@@ -164,6 +168,17 @@ impl Supervisor {
                 control = None;
             }
         }
+        // Without SIGIO for new clients, waiting in sigtimedwait would leave them unserved.
+        let signal_driven = mode == Mode::Single
+            && control
+                .as_ref()
+                .is_none_or(|c| match c.signal_on_connect() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log::debug!("control socket without SIGIO ({e}): waiting in epoll");
+                        false
+                    }
+                });
         let ready = ready::Readiness::new(poll.registry(), &opts.notify, tokens::NOTIFY);
         let now = Instant::now();
         let mut scrape = opts.metrics;
@@ -183,6 +198,8 @@ impl Supervisor {
             base_env: env::inherited(),
             foreground_tty,
             control,
+            signal_driven,
+            forward_to: None,
             source: opts.source,
             pending: HashMap::new(),
             followers: HashMap::new(),
@@ -225,6 +242,7 @@ impl Supervisor {
         let mut deadline = None;
         loop {
             if !forwarded_only {
+                self.forward_to = None;
                 if let Some(code) = self.prepare_wait() {
                     return code;
                 }
@@ -236,7 +254,20 @@ impl Supervisor {
                 self.now
             };
             let timeout = deadline.map(|d: Instant| d.saturating_duration_since(now));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let mut wait = timeout;
+            if self.waits_for_signals_only() {
+                if let Some(signal) = self.signals.wait(timeout) {
+                    if self.pass_on(signal) {
+                        forwarded_only = true;
+                        continue;
+                    }
+                    self.now = Instant::now();
+                    self.act_on_signal(signal);
+                }
+                // Whatever else is ready (the client behind a SIGIO), without waiting.
+                wait = Some(Duration::ZERO);
+            }
+            if let Err(e) = self.poll.poll(&mut events, wait) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     log::error!("event loop: {e}");
                     std::thread::sleep(Duration::from_millis(100));
@@ -257,10 +288,8 @@ impl Supervisor {
                 let token = event.token();
                 if let Some((Band::Exec, _)) = Band::of(token) {
                 } else if token == SIGNALS {
+                    // Signals only passed on are forwarded as they are read (`pass_on`).
                     passed_on &= self.handle_signals();
-                    while let Some((pid, signal)) = self.core.next_forward() {
-                        forward(pid, signal);
-                    }
                 } else if self.control.as_ref().is_some_and(|c| c.owns(token)) {
                     self.handle_control(token);
                     // `apply` and `delete` change which apps are watched.
@@ -740,25 +769,71 @@ impl Supervisor {
         .min()
     }
 
-    /// True when every signal read is one the core only passes on.
+    /// Reads the signalfd; true when every signal read is one the core only passes on.
     fn handle_signals(&mut self) -> bool {
-        let now = self.now;
+        self.signals.woke();
         let mut passed_on = true;
-        for (signo, from) in self.signals.pending() {
-            passed_on &= self.sweep.is_none() && self.core.only_forwards(signo);
-            if signo == libc::SIGCHLD {
-                self.reaper.signalled(from);
+        while let Some(signal) = self.signals.next_signal() {
+            if !self.pass_on(signal) {
+                self.act_on_signal(signal);
+                passed_on = false;
             }
-            if let Some(sweep) = self.sweep.as_mut() {
-                // The apps have ended: a stop signal now means "do not wait for leftovers".
-                if [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT].contains(&signo) {
-                    sweep.kill_now(now);
-                }
-                continue;
-            }
-            self.core.signal_received(signo, now);
         }
         passed_on
+    }
+
+    /// A signal, from the signalfd or `sigtimedwait`, that does more than pass on.
+    fn act_on_signal(&mut self, signal: signals::Received) {
+        let signals::Received {
+            signo,
+            from,
+            own_io,
+        } = signal;
+        if own_io {
+            return; // a client connected: the turn serves it
+        }
+        if signo == libc::SIGCHLD {
+            self.reaper.signalled(from);
+        }
+        if let Some(sweep) = self.sweep.as_mut() {
+            // The apps have ended: a stop signal now means "do not wait for leftovers".
+            if [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT].contains(&signo) {
+                sweep.kill_now(self.now);
+            }
+            return;
+        }
+        self.core.signal_received(signo, self.now);
+    }
+
+    /// Forwards a signal that the core only passes on, to the targets it named at the
+    /// start of this stretch of waiting: the core has not changed since (it changes only
+    /// in a full turn, which clears them), so this is what `signal_received` would queue.
+    /// Why not ask the core each time: its state is cold after a wait, and reaching it
+    /// cost ~7 µs of every forwarded signal (BENCHMARKS.md, "PID-1 floor").
+    fn pass_on(&mut self, signal: signals::Received) -> bool {
+        if signal.own_io || self.sweep.is_some() || !self.core.only_forwards(signal.signo) {
+            return false;
+        }
+        let core = &self.core;
+        let targets = self
+            .forward_to
+            .get_or_insert_with(|| core.forward_targets().collect());
+        for &pid in targets.iter() {
+            forward(pid, signal.signo);
+        }
+        true
+    }
+
+    /// Whether the loop may wait in `sigtimedwait` (see `signals.rs`): single-program
+    /// mode, and nothing but a signal can need it: no exec result awaited, no client
+    /// connected (a new one raises SIGIO).
+    fn waits_for_signals_only(&self) -> bool {
+        self.signal_driven
+            && self.execs.is_empty()
+            && self
+                .control
+                .as_ref()
+                .is_none_or(|c| c.connections() == 0 && !c.accept_stalled())
     }
 
     /// Reaps the children that have exited: instance main processes and adopted orphans

@@ -9,6 +9,13 @@
 //! (the kernel drops only signals that PID 1 leaves at their default action, unblocked),
 //! and real-time signals stay queued one by one. Children start with an empty mask
 //! (`spawn.rs`), so blocking here never leaks into them.
+//!
+//! In single-program mode, while nothing but signals can happen (no client connected, no
+//! exec result awaited), the loop waits in `sigtimedwait` on the same set instead of in
+//! epoll, as tini does: measured, epoll on a signalfd added ~10 µs to every forwarded
+//! signal, and that wait is the whole of tini's advantage (BENCHMARKS.md, "PID-1 floor").
+//! A client's connection then arrives as a SIGIO that the kernel sends for the control
+//! socket (`Server::signal_on_connect`); a SIGIO sent by a process is forwarded as usual.
 
 use std::os::fd::AsRawFd;
 
@@ -49,6 +56,8 @@ const SINGLE_EXTRA: &[Signal] = &[
 /// The signals runner receives, as a readable descriptor for the mio loop.
 pub struct SignalSource {
     fd: SignalFd,
+    /// The blocked set the signalfd reads, for `wait`.
+    mask: SigSet,
     /// One read's worth of siginfo records, handed out one by one.
     batch: [libc::signalfd_siginfo; BATCH],
     len: usize,
@@ -62,21 +71,72 @@ pub struct SignalSource {
 /// Siginfo records per read: more than any burst of distinct signals the loop sees at once.
 const BATCH: usize = 8;
 
+/// One signal as runner received it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    pub signo: i32,
+    /// The sender's pid (0 for the kernel).
+    pub from: i32,
+    /// A SIGIO the kernel raised for runner's own control socket (`si_code` > 0: a
+    /// process's kill or sigqueue has SI_USER, SI_QUEUE or SI_TKILL, all ≤ 0). Not the
+    /// program's business.
+    pub own_io: bool,
+}
+
+impl Received {
+    fn new(signo: i32, from: i32, code: i32) -> Received {
+        Received {
+            signo,
+            from,
+            own_io: signo == libc::SIGIO && code > 0,
+        }
+    }
+}
+
 impl SignalSource {
-    /// The signal numbers that arrived since the last call, with the sender's pid, in
-    /// arrival order (a standard signal sent twice before runner reads it counts once, as
-    /// with any handler). Read up to `BATCH` at a time into a buffer held here, without
-    /// allocating: this is the path of every forwarded signal.
-    pub fn pending(&mut self) -> impl Iterator<Item = (i32, i32)> + '_ {
+    /// The signalfd was reported readable: the next `next_signal` reads it again.
+    pub fn woke(&mut self) {
         self.drained = false;
-        std::iter::from_fn(move || {
-            if self.next == self.len && !self.refill() {
-                return None;
-            }
-            let info = &self.batch[self.next];
-            self.next += 1;
-            Some((info.ssi_signo as i32, info.ssi_pid as i32))
-        })
+    }
+
+    /// The next signal that arrived, in arrival order (a standard signal sent twice before
+    /// runner reads it counts once, as with any handler). Read up to `BATCH` at a time
+    /// into a buffer held here, without allocating: this is the path of every forwarded
+    /// signal.
+    pub fn next_signal(&mut self) -> Option<Received> {
+        if self.next == self.len && !self.refill() {
+            return None;
+        }
+        let info = &self.batch[self.next];
+        self.next += 1;
+        Some(Received::new(
+            info.ssi_signo as i32,
+            info.ssi_pid as i32,
+            info.ssi_code,
+        ))
+    }
+
+    /// Waits up to `timeout` (None: for ever) for one of the signals runner handles and
+    /// takes it from the queue; None when the time ran out.
+    pub fn wait(&self, timeout: Option<std::time::Duration>) -> Option<Received> {
+        let ts = timeout.map(|t| libc::timespec {
+            tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+            tv_nsec: t.subsec_nanos().into(),
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: siginfo_t is plain integers and a union of them: all-zero is a value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: the set, `info` and the timespec (or null) are valid for the call.
+        let signo = unsafe { libc::sigtimedwait(self.mask.as_ref(), &mut info, ts_ptr) };
+        if signo <= 0 {
+            return None; // EAGAIN: the time ran out; EINTR: a stop, the loop turns anyway
+        }
+        // SAFETY: si_pid is valid to read for every signal the kernel reports here (0
+        // where no process sent it).
+        let from = unsafe { info.si_pid() };
+        Some(Received::new(signo, from, info.si_code))
     }
 
     /// Reads the next batch; false when there is none (queue empty, or an error logged).
@@ -153,6 +213,7 @@ pub fn install(single: bool) -> std::io::Result<SignalSource> {
     )?;
     Ok(SignalSource {
         fd,
+        mask,
         // SAFETY: signalfd_siginfo is plain integers, for which all-zero is a value.
         batch: unsafe { std::mem::zeroed() },
         len: 0,
@@ -187,6 +248,21 @@ fn ignore_terminal_stops() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_sigio_the_kernel_raised_is_runners_own() {
+        // POLL_IN from F_SETSIG, SI_KERNEL without it; SI_USER (kill), SI_QUEUE, SI_TKILL.
+        for (code, own) in [
+            (1, true),
+            (0x80, true),
+            (0, false),
+            (-1, false),
+            (-6, false),
+        ] {
+            assert_eq!(Received::new(libc::SIGIO, 7, code).own_io, own, "{code}");
+        }
+        assert!(!Received::new(libc::SIGUSR1, 0, 1).own_io);
+    }
 
     #[test]
     fn the_mask_holds_every_realtime_signal_in_single_mode() {
