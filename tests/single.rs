@@ -81,12 +81,31 @@ fn non_executable_program_exits_126_with_message() {
     );
 }
 
+/// runner -- sigrec.py, recording into `signals` and exiting 0 on SIGTERM, once ready.
+fn recorder(d: &TestDir) -> Proc {
+    let out = d.p("signals");
+    let p = single(d, &["python3", &app("sigrec.py"), &out, "SIGTERM", "0"]);
+    d.wait_file("signals.ready");
+    p
+}
+
+/// Sends `sig` to runner and waits until the program has recorded `name`; returns what it
+/// recorded so far (SIGCONT left out: runner continues a stopped program).
+fn forward_and_see(d: &TestDir, p: &Proc, sig: &str, name: &str) -> Vec<String> {
+    p.signal(sig);
+    wait_for(&format!("{name} to reach the program"), DEADLINE, || {
+        d.lines("signals").iter().any(|l| l == name)
+    });
+    d.lines("signals")
+        .into_iter()
+        .filter(|l| l != "SIGCONT")
+        .collect()
+}
+
 #[test]
 fn every_catchable_signal_is_forwarded_to_the_program() {
     let d = TestDir::new("forward");
-    let out = d.p("signals");
-    let mut p = single(&d, &["python3", &app("sigrec.py"), &out, "SIGTERM", "0"]);
-    d.wait_file("signals.ready");
+    let mut p = recorder(&d);
     // One at a time, each confirmed before the next, so nothing can coalesce.
     let sigs = [
         ("INT", "SIGINT"),
@@ -100,15 +119,7 @@ fn every_catchable_signal_is_forwarded_to_the_program() {
         ("TERM", "SIGTERM"),
     ];
     for (i, (sig, name)) in sigs.iter().enumerate() {
-        p.signal(sig);
-        wait_for(&format!("{name} to reach the program"), DEADLINE, || {
-            d.lines("signals").iter().any(|l| l == name)
-        });
-        let got: Vec<String> = d
-            .lines("signals")
-            .into_iter()
-            .filter(|l| l != "SIGCONT")
-            .collect();
+        let got = forward_and_see(&d, &p, sig, name);
         assert_eq!(got.len(), i + 1, "each signal exactly once, got {got:?}");
     }
     // The program exits 0 on SIGTERM, and runner with it.
@@ -121,9 +132,7 @@ fn clients_are_served_while_runner_waits_for_signals_and_only_a_sent_sigio_is_fo
     // a SIGIO the kernel raises for the control socket: that one is runner's own, while
     // a SIGIO some process sends belongs to the program.
     let d = TestDir::new("sigwait");
-    let out = d.p("signals");
-    let mut p = single(&d, &["python3", &app("sigrec.py"), &out, "SIGTERM", "0"]);
-    d.wait_file("signals.ready");
+    let mut p = recorder(&d);
     for _ in 0..3 {
         let list = runner_cmd(d.path(), &["list"]).output().unwrap();
         let text = String::from_utf8_lossy(&list.stdout).into_owned();
@@ -133,19 +142,8 @@ fn clients_are_served_while_runner_waits_for_signals_and_only_a_sent_sigio_is_fo
             p.dump()
         );
     }
-    p.signal("USR1");
-    wait_for("SIGUSR1 to reach the program", DEADLINE, || {
-        d.lines("signals").iter().any(|l| l == "SIGUSR1")
-    });
-    p.signal("IO");
-    wait_for("SIGIO to reach the program", DEADLINE, || {
-        d.lines("signals").iter().any(|l| l == "SIGIO")
-    });
-    let got: Vec<String> = d
-        .lines("signals")
-        .into_iter()
-        .filter(|l| l != "SIGCONT")
-        .collect();
+    assert_eq!(forward_and_see(&d, &p, "USR1", "SIGUSR1"), ["SIGUSR1"]);
+    let got = forward_and_see(&d, &p, "IO", "SIGIO");
     assert_eq!(got, ["SIGUSR1", "SIGIO"], "{}", p.dump());
     p.signal("TERM");
     assert_eq!(p.code(T), 0, "{}", p.dump());
