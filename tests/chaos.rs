@@ -286,6 +286,15 @@ fn check_list(dir: &TestDir, runner: i32, tally: &Tally) {
     }
 }
 
+/// Runner's zombie children as (pid, start time): a pid alone may be reused.
+fn zombie_ids(runner: i32) -> Vec<(i32, u64)> {
+    children(runner)
+        .into_iter()
+        .filter(|p| p.state == 'Z')
+        .map(|p| (p.pid, p.starttime))
+        .collect()
+}
+
 /// Samples runner's zombie children every 100 ms: one that outlives `grace` is a
 /// violation; runner gone is a violation.
 fn zombie_watch(
@@ -305,11 +314,7 @@ fn zombie_watch(
                 return;
             }
             let now = Instant::now();
-            let zs: Vec<(i32, u64)> = children(runner)
-                .into_iter()
-                .filter(|p| p.state == 'Z')
-                .map(|p| (p.pid, p.starttime))
-                .collect();
+            let zs = zombie_ids(runner);
             for z in &zs {
                 if !first.contains_key(z) {
                     tally.zombies_seen.fetch_add(1, Ordering::Relaxed);
@@ -610,7 +615,15 @@ fn chaos_under_load() {
     let (rss1, fds1) = (rss_kib(rpid), fd_count(rpid));
     let final_rows = list(&d);
     let restarts: i64 = final_rows.iter().map(|r| r.i("restarts")).sum();
-    let lasting_zombies = zombie_children(rpid);
+    // "Lasting" as the watcher means it: crash-looping instances die all the time, so one
+    // may be a zombie at the instant of any snapshot; a zombie still there after the
+    // watcher's grace (the same pid and start time) was not reaped.
+    let mut lasting_zombies = zombie_ids(rpid);
+    poll_until(Duration::from_secs(1), || {
+        let still = zombie_ids(rpid);
+        lasting_zombies.retain(|z| still.contains(z));
+        lasting_zombies.is_empty()
+    });
 
     // SIGTERM: exit 0 in time, nothing of the ecosystem left.
     let t = Instant::now();
