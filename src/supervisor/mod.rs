@@ -255,6 +255,9 @@ impl Supervisor {
             };
             let timeout = deadline.map(|d: Instant| d.saturating_duration_since(now));
             let mut wait = timeout;
+            // A signal taken by sigtimedwait that did more than pass on: this turn is a
+            // full one whatever the zero-timeout poll after it finds (a SIGCHLD owes a reap).
+            let mut acted = false;
             if self.waits_for_signals_only() {
                 if let Some(signal) = self.signals.wait(timeout) {
                     if self.pass_on(signal) {
@@ -263,6 +266,7 @@ impl Supervisor {
                     }
                     self.now = Instant::now();
                     self.act_on_signal(signal);
+                    acted = true;
                 }
                 // Whatever else is ready (the client behind a SIGIO), without waiting.
                 wait = Some(Duration::ZERO);
@@ -320,7 +324,7 @@ impl Supervisor {
                     }
                 }
             }
-            forwarded_only = only_signals && passed_on;
+            forwarded_only = only_signals && passed_on && !acted;
             if forwarded_only {
                 continue;
             }
