@@ -5,14 +5,20 @@ every instance running, for 1 and 20 instances.
 Every tool runs the same program: `/bin/sh -c 'systemd-notify --ready 2>/dev/null; exec
 sleep 100000'` (it says READY=1 over sd_notify when it has a NOTIFY_SOCKET, then sleeps).
 A second app, a tiny C program compiled here that sends READY=1 itself and pauses, shows
-the supervisors' cost nearly without the app's: on 2 CPUs, 20 runs of systemd-notify are
-~100 ms of CPU, which a supervisor that waits for READY=1 cannot hide (PM2 is run with the
+the supervisors' cost nearly without the app's: one `sh -c 'systemd-notify --ready'` is
+~8 ms of CPU here (hyperfine: 4.4 ms user + 3.8 ms system), so 20 are ~160 ms of CPU, at least
+80 ms on 2 CPUs, which a supervisor that waits for READY=1 cannot hide (PM2 is run with the
 first app only: its figure is its CLI's and daemon's either way).
 
 - runner, `wait_ready = true`: an instance is online only once its READY=1 has arrived.
   Clock: `runner ECO` is spawned → the first `runner status` that exits 0 (polled back to
   back, 1 ms apart).
 - runner without `wait_ready`: online once spawned (the same criterion as the peers').
+- floor, no supervisor (bench/apps/notify-floor.c): starts the N apps itself and counts their
+  READY=1; the time no supervisor that waits for READY=1 can go below on this machine.
+  Clock: the launcher is spawned → it prints "ready".
+- runner, `wait_ready`, clock: its log: the same run as the first, timed to the Nth
+  "online" line runner writes on stderr, with no poll beside it: like for like with the floor.
 - supervisord, `startsecs = 0` (RUNNING as soon as spawned): `supervisord -n -c CONF` is
   spawned → the first `supervisor.getAllProcessInfo` over its unix socket (the XML-RPC call
   `supervisorctl status` makes, done in-process so the poll costs ~1 ms instead of
@@ -34,6 +40,7 @@ import http.client
 import json
 import os
 import platform
+import select
 import shutil
 import signal
 import socket
@@ -205,6 +212,81 @@ class Runner:
             err.close()
 
 
+class RunnerLogClock:
+    """runner with wait_ready, clocked by its own log instead of `runner status` polls: the
+    Nth "online" line on its stderr. Nothing else runs beside the apps, as with the floor,
+    so the two compare like for like (a poll is a process start competing with the apps for
+    the 2 CPUs)."""
+    name = "runner (clock: its log)"
+
+    def __init__(self, a):
+        self.a = a
+
+    def run(self, d, n, app):
+        eco = os.path.join(d, "ecosystem.toml")
+        with open(eco, "w") as f:
+            f.write(f'[[apps]]\nname = "app"\nscript = {json.dumps(app[0])}\nargs = {json.dumps(app[1:])}\n'
+                    f'interpreter = "none"\ninstances = {n}\nwait_ready = true\n')
+        env = dict(os.environ, RUNNER_SOCKET=os.path.join(d, "runner.sock"), RUNNER_LOG="info")
+        env.pop("NOTIFY_SOCKET", None)
+        t0 = time.monotonic()
+        proc = subprocess.Popen([self.a.runner, eco], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, start_new_session=True, env=env)
+        try:
+            online, buf, deadline = 0, b"", t0 + 30
+            while online < n:
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([proc.stderr], [], [], max(left, 0))
+                chunk = os.read(proc.stderr.fileno(), 65536) if ready else b""
+                if not chunk:
+                    raise RuntimeError(f"{self.name}: {online} of {n} online within 30 s (exit {proc.poll()})")
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                online += sum(1 for line in lines if line.endswith(b" online"))
+            return time.monotonic() - t0, 0
+        finally:
+            kids = descendants(proc.pid)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.communicate(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+            kill_pids(kids)
+
+
+class Floor:
+    """No supervisor: bench/apps/notify-floor.c starts the N apps and waits for their N
+    READY=1, the work any supervisor that waits for READY=1 cannot avoid. Clock: the
+    launcher is spawned -> it prints "ready"."""
+    name = "floor (no supervisor)"
+
+    def __init__(self, binary):
+        self.binary = binary
+
+    def run(self, d, n, app):
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        t0 = time.monotonic()
+        proc = subprocess.Popen([self.binary, os.path.join(d, "notify.sock"), str(n), "--"] + app,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, start_new_session=True, env=env)
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], 30)
+            line = proc.stdout.readline() if ready else b""
+            t1 = time.monotonic()
+            if line.strip() != b"ready":
+                raise RuntimeError(f"{self.name}: no READY=1 from all {n} within 30 s (exit {proc.poll()})")
+            return t1 - t0, 0
+        finally:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+            proc.stdout.close()
+
+
 class Supervisord:
     name = "supervisord"
 
@@ -358,7 +440,7 @@ def main():
     counts = [int(x) for x in a.instances.split(",")]
     pm2_rounds = a.pm2_rounds if a.pm2_rounds is not None else a.rounds
 
-    tools = [Runner(a, True), Runner(a, False)]
+    tools = [Runner(a, True), Runner(a, False), RunnerLogClock(a)]
     sup = shutil.which("supervisord")
     if sup:
         tools.append(Supervisord(a, sup))
@@ -368,6 +450,10 @@ def main():
     tmp = tempfile.mkdtemp(prefix="runner-bench-startup-")
     apps = {"sh": ("sh + systemd-notify", ["/bin/sh", "-c", APP_CMD])}
     cc = shutil.which("cc") or shutil.which("gcc")
+    floor_src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "notify-floor.c")
+    floor_bin = os.path.join(tmp, "notify-floor")
+    if cc and subprocess.run([cc, "-O2", "-o", floor_bin, floor_src]).returncode == 0:
+        tools.append(Floor(floor_bin))
     if cc and not a.no_c_app:
         src = os.path.join(tmp, "notify-sleep.c")
         with open(src, "w") as f:
@@ -419,8 +505,8 @@ def main():
            f"- runner: `{a.runner}` ({cmd_out([a.runner, '--version'])}){a.build_note}",
            f"- supervisord {cmd_out([sup, '--version']) if sup else 'not installed'}; PM2 {pm2_version} on "
            f"Node.js {cmd_out(['node', '--version'])}",
-           f"- apps: **sh + systemd-notify** = `/bin/sh -c '{APP_CMD}'` (systemd-notify alone costs ~5 ms of "
-           "CPU per run here)"
+           f"- apps: **sh + systemd-notify** = `/bin/sh -c '{APP_CMD}'` (one sh + systemd-notify is ~8 ms of "
+           "CPU here: 20 of them are at least 80 ms on 2 CPUs, whoever starts them)"
            + ("; **C notifier** = a 20-line C program that sends READY=1 to $NOTIFY_SOCKET itself and pauses "
               "(the supervisor's own cost, nearly without the app's)" if "c" in apps else ""),
            f"- {a.rounds} rounds (PM2: {pm2_rounds}), order rotated", ""]
@@ -461,6 +547,14 @@ def main():
             r = statistics.median(rx) / statistics.median(sx)
             out += [f"Target: 20 instances running in under a tenth of supervisord's time — {title}: runner "
                     f"(wait_ready) {r:.3f}x of supervisord: {'**met**' if r < 0.1 else '**NOT met**'}."]
+    for app, (title, _) in apps.items():
+        for n in counts:
+            rx, fx = res.get((RunnerLogClock.name, app, n)), res.get((Floor.name, app, n))
+            if rx and fx:
+                rm, fm = statistics.median(rx), statistics.median(fx)
+                out += [f"- {title}, {n} instance{'s' if n > 1 else ''}: the floor (no supervisor) takes "
+                        f"{fm * 1000:.1f} ms; runner (wait_ready, clock: its log) takes {(rm - fm) * 1000:+.1f} ms more "
+                        f"({rm / fm:.2f}x the floor)."]
     out.append("")
     if fails:
         out += ["Failures:", ""] + [f"- {f}" for f in fails] + [""]
@@ -468,8 +562,8 @@ def main():
             "counts it online once spawned, so neither waits for the app; runner with `wait_ready` waits "
             "for each READY=1 (the stricter criterion); the no-wait_ready row is the like-for-like one. "
             "supervisord polls are in-process XML-RPC calls (1 ms apart); PM2 polls are `pm2 jlist` runs. "
-            "On 2 CPUs the 20 apps' own start-up competes with the supervisor (20 x systemd-notify is "
-            "~100 ms of CPU).",
+            "On 2 CPUs the 20 apps' own start-up competes with the supervisor (20 x sh + systemd-notify is "
+            "~160 ms of CPU); the floor row shows what is left when no supervisor runs.",
             "", "---", "", f"Measured in {time.monotonic() - t_start:.0f} s. Load average before {load0}, "
             f"after {loadavg()}.", ""]
     sys.stdout.write("\n".join(out) + "\n")
