@@ -39,6 +39,10 @@ fn supervisord_conf_runs_with_its_instances_env_user_and_stop_signal() {
          environment = GREETING=\"hello, world\",QUOTED='a=b, c',PLAIN=1\n\
          stdout_logfile = /dev/stdout\n\
          stdout_logfile_maxbytes = 0\n\n\
+         [program:padded]\n\
+         command = /bin/sh -c \"echo 80%(process_num)02d > %(here)s/port.%(process_num)d; exec sleep 60\"\n\
+         process_name = %(program_name)s_%(process_num)02d\n\
+         numprocs = 2\n\n\
          [program:web]\n\
          command = /bin/sh %(here)s/web.sh\n\
          stopsignal = QUIT\n\
@@ -57,6 +61,9 @@ fn supervisord_conf_runs_with_its_instances_env_user_and_stop_signal() {
     assert_eq!(w0["SUPERVISOR_PROCESS_NUM"], "0");
     assert_eq!(w1["SUPERVISOR_PROCESS_NUM"], "1");
     assert_eq!(w0["SUPERVISOR_ENABLED"], "1");
+    // `80%(process_num)02d` is 8000 and 8001, as under supervisord (not 800 and 801).
+    assert_eq!(dir.wait_file("port.0").trim(), "8000");
+    assert_eq!(dir.wait_file("port.1").trim(), "8001");
     let uid = dir.wait_file("web.uid");
     if root {
         assert_eq!(uid.trim(), "65534", "web runs as nobody");

@@ -315,6 +315,9 @@ fn expand(ctx: &mut Ctx, fi: usize, e: &Entry, vars: &BTreeMap<&str, String>) ->
 
 /// Applies a `%02d`-style width to a number (the only padding configs use).
 fn pad(value: &str, spec: &str) -> String {
+    if value == SHELL_PROCESS_NUM {
+        return shell_process_num(spec);
+    }
     let digits = spec.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let zero = digits.starts_with('0');
     let width: usize = digits.trim_start_matches('0').parse().unwrap_or(0);
@@ -325,6 +328,23 @@ fn pad(value: &str, spec: &str) -> String {
     let mut s: String = std::iter::repeat_n(fill, width - value.len()).collect();
     s.push_str(value);
     s
+}
+
+/// `%(process_num)` in a command that differs per instance: the shell that runs the
+/// command puts in the instance's number from `increment_var`.
+const SHELL_PROCESS_NUM: &str = "${SUPERVISOR_PROCESS_NUM}";
+
+/// The shell's text for `%(process_num)` with conversion `spec`. A width (`02d`, the
+/// common `--port 80%(process_num)02d`) is kept by `printf`, so instance 1 gets port
+/// 8001 as under supervisord, not 801; a spec other than flags, width and `d`/`s` is
+/// not passed to the shell.
+fn shell_process_num(spec: &str) -> String {
+    let (digits, letter) = spec.split_at(spec.len().saturating_sub(1));
+    let plain = digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'-');
+    if plain || !matches!(letter, "d" | "s") {
+        return SHELL_PROCESS_NUM.to_string();
+    }
+    format!("$(printf %{digits}{letter} \"$SUPERVISOR_PROCESS_NUM\")")
 }
 
 /// supervisord's `datatypes.boolean`.
@@ -665,7 +685,7 @@ fn program(
         Some(e) => {
             let text = if varies(e) {
                 let mut v = vars.clone();
-                v.insert("process_num", "${SUPERVISOR_PROCESS_NUM}".to_string());
+                v.insert("process_num", SHELL_PROCESS_NUM.to_string());
                 expand(ctx, fi, e, &v)
             } else {
                 expand(ctx, fi, e, &vars)
@@ -942,11 +962,34 @@ mod tests {
             .toml
             .contains(r#"increment_var = "SUPERVISOR_PROCESS_NUM""#));
         assert!(
-            c.toml
-                .contains(r#"args = ["-c", "exec /bin/w --port 80${SUPERVISOR_PROCESS_NUM}"]"#),
+            c.toml.contains(
+                r#"args = ["-c", 'exec /bin/w --port 80$(printf %02d "$SUPERVISOR_PROCESS_NUM")']"#
+            ),
             "{}",
             c.toml
         );
+        let c = conv("[program:w]\ncommand=/bin/w --id %(process_num)d\nprocess_name=w%(process_num)d\nnumprocs=2\n").unwrap();
+        assert!(
+            c.toml
+                .contains(r#"args = ["-c", "exec /bin/w --id ${SUPERVISOR_PROCESS_NUM}"]"#),
+            "{}",
+            c.toml
+        );
+    }
+
+    #[test]
+    fn the_shell_keeps_a_process_num_width_and_nothing_else() {
+        assert_eq!(
+            shell_process_num("02d"),
+            r#"$(printf %02d "$SUPERVISOR_PROCESS_NUM")"#
+        );
+        assert_eq!(
+            shell_process_num("-3s"),
+            r#"$(printf %-3s "$SUPERVISOR_PROCESS_NUM")"#
+        );
+        assert_eq!(shell_process_num("d"), "${SUPERVISOR_PROCESS_NUM}");
+        assert_eq!(shell_process_num(";x"), "${SUPERVISOR_PROCESS_NUM}");
+        assert_eq!(shell_process_num("2x"), "${SUPERVISOR_PROCESS_NUM}");
     }
 
     #[test]
