@@ -8,8 +8,8 @@ frequency, page cache) lands on one command only; on this 2-CPU VM the same bina
 measured up to 0.3 ms apart from one hyperfine invocation to the next. Interleaving puts
 every phase on every command alike, so the medians compare like for like.
 
-Usage: exec_interleaved.py [--runs N] NAME='CMD ARGS' [NAME='CMD ARGS' ...]
-The first command is the reference of the ratio column. stdout and stderr go to
+Usage: exec_interleaved.py [--runs N] NAME='[VAR=VALUE ...] CMD ARGS' ...
+Leading VAR=VALUE words set that command's environment, as in a shell. The first command is the reference of the ratio column. stdout and stderr go to
 /dev/null. Standard library only.
 """
 
@@ -30,12 +30,16 @@ def main():
     for c in a.commands:
         name, sep, line = c.partition("=")
         argv = shlex.split(line)
+        env = dict(os.environ)
+        while argv and "=" in argv[0] and not argv[0].startswith("="):
+            var, _, value = argv.pop(0).partition("=")
+            env[var] = value
         if not sep or not argv:
             ap.error(f"expected NAME='CMD ARGS', got {c!r}")
         path = shutil.which(argv[0])
         if not path:
             ap.error(f"{argv[0]}: not found")
-        cmds[name] = [path] + argv[1:]
+        cmds[name] = ([path] + argv[1:], env)
     null = os.open(os.devnull, os.O_RDWR)
     quiet = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
     names = list(cmds)
@@ -44,7 +48,8 @@ def main():
         k = i % len(names)
         for n in names[k:] + names[:k]:
             t0 = time.perf_counter()
-            pid = os.posix_spawn(cmds[n][0], cmds[n], os.environ, file_actions=quiet)
+            argv, env = cmds[n]
+            pid = os.posix_spawn(argv[0], argv, env, file_actions=quiet)
             os.waitpid(pid, 0)
             times[n].append(time.perf_counter() - t0)
     ref = statistics.median(times[names[0]])
@@ -54,7 +59,7 @@ def main():
     for n in names:
         xs = sorted(times[n])
         m = statistics.median(xs)
-        print(f"| {n} (`{' '.join(cmds[n])}`) | {m * 1e3:.3f} | {xs[len(xs) // 4] * 1e3:.3f} | "
+        print(f"| {n} (`{' '.join(cmds[n][0])}`) | {m * 1e3:.3f} | {xs[len(xs) // 4] * 1e3:.3f} | "
               f"{xs[3 * len(xs) // 4] * 1e3:.3f} | {m / ref:.2f}x |")
 
 
