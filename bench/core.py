@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from exec_interleaved import interleave
+
 MiB = 1024 * 1024
 
 
@@ -377,6 +379,25 @@ def bench_startup(rep, tools, env, tmp, runs, warmup, chunks=3):
     return st
 
 
+def bench_startup_interleaved(rep, tools, env, runs):
+    """`X -- true` timed run by run in turn (exec_interleaved.py): hyperfine's back-to-back
+    runs of one command let a slow phase of the machine land on that command only."""
+    log(f"3b. wall time of `X -- true`, {runs} interleaved runs each")
+    true = shutil.which("true")
+    cmds = {"true (baseline)": ([true], env)}
+    cmds.update({n: (p + [true], env) for n, p in tools.items()})
+    times = interleave(cmds, runs)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    rows = [[n, f"{med[n] * 1e3:.3f}", ratio(med[n], med["tini"])] for n in cmds]
+    rep.add("## 3b. The same, interleaved", "",
+            f"{runs} runs per command, one run of each in turn with the order rotated every round "
+            "(`bench/exec_interleaved.py`), timed from `posix_spawn` to `waitpid`. Medians, ms.", "")
+    rep.table(["command", "median", "median / tini"], rows)
+    r = med["runner"] / med["tini"]
+    rep.add(f"Issue 18's target: `X -- true` no slower than tini — runner {med['runner'] * 1e3:.3f} ms, "
+            f"tini {med['tini'] * 1e3:.3f} ms ({r:.2f}x): {verdict(r <= 1.0)}.", "")
+
+
 def parse_result(line):
     return {k: (float(v) if k not in ("mode",) else v)
             for k, v in (kv.split("=", 1) for kv in line.split()[1:])}
@@ -478,6 +499,7 @@ def main():
     ap.add_argument("--eco-runs", type=int, default=3)
     ap.add_argument("--startup-runs", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--interleaved-runs", type=int, default=1000)
     ap.add_argument("--orphans-n", type=int, default=5000)
     ap.add_argument("--orphan-rounds", type=int, default=5)
     ap.add_argument("--build-note", default="")
@@ -520,6 +542,7 @@ def main():
         bench_rss(rep, tools, a.rss_runs, env)
         bench_eco(rep, a.runner, a.eco_runs, env, tmp)
         bench_startup(rep, tools, env, tmp, a.startup_runs, a.warmup)
+        bench_startup_interleaved(rep, tools, env, a.interleaved_runs)
         bench_orphans(rep, reap_tools, a.orphans, a.orphans_n, a.orphan_rounds, env)
         bench_size(rep, bins)
     finally:

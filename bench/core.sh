@@ -70,7 +70,7 @@ cc -O2 -Wall -o "$work/orphans" "$here/orphans.c"
 # --- run -------------------------------------------------------------------------------
 args=(--runner "$runner" --orphans "$work/orphans" --orphans-n "${ORPHANS:-5000}" --build-note "$build_note")
 if [[ -n ${QUICK:-} ]]; then
-    args+=(--quick --rss-runs 2 --eco-runs 1 --startup-runs 48 --warmup 5 --orphan-rounds 1)
+    args+=(--quick --rss-runs 2 --eco-runs 1 --startup-runs 48 --warmup 5 --interleaved-runs 50 --orphan-rounds 1)
 fi
 py=$(command -v /usr/bin/python3 || command -v python3)
 out="$results/core-${QUICK:+quick-}$(date +%Y-%m-%d_%H%M%S).md"

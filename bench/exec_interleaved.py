@@ -21,6 +21,27 @@ import statistics
 import time
 
 
+def interleave(cmds, runs):
+    """{name: (argv, env)} -> {name: [seconds per run]}: one run of each command in turn,
+    the order rotated every round; stdout and stderr to /dev/null."""
+    null = os.open(os.devnull, os.O_RDWR)
+    quiet = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
+    names = list(cmds)
+    times = {n: [] for n in names}
+    try:
+        for i in range(runs):
+            k = i % len(names)
+            for n in names[k:] + names[:k]:
+                argv, env = cmds[n]
+                t0 = time.perf_counter()
+                pid = os.posix_spawn(argv[0], argv, env, file_actions=quiet)
+                os.waitpid(pid, 0)
+                times[n].append(time.perf_counter() - t0)
+    finally:
+        os.close(null)
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=2000)
@@ -40,18 +61,8 @@ def main():
         if not path:
             ap.error(f"{argv[0]}: not found")
         cmds[name] = ([path] + argv[1:], env)
-    null = os.open(os.devnull, os.O_RDWR)
-    quiet = [(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, null, 2)]
+    times = interleave(cmds, a.runs)
     names = list(cmds)
-    times = {n: [] for n in names}
-    for i in range(a.runs):
-        k = i % len(names)
-        for n in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            argv, env = cmds[n]
-            pid = os.posix_spawn(argv[0], argv, env, file_actions=quiet)
-            os.waitpid(pid, 0)
-            times[n].append(time.perf_counter() - t0)
     ref = statistics.median(times[names[0]])
     print(f"{a.runs} interleaved runs each, ms\n")
     print(f"| command | median | p25 | p75 | ÷ {names[0]} |")
