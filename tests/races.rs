@@ -100,10 +100,15 @@ fn two_actions_close_together_always_end_and_runner_still_stops() {
             }
         }
         if !r.has_exited() {
-            if try_list(&d).is_none() {
-                problems.push(format!("{what}: list does not answer"));
+            let listed = try_list(&d).is_some();
+            // A `stop all` may end runner's last app just now, and runner then exits: a
+            // list that fails is a problem only if runner is still there after it.
+            if !r.has_exited() {
+                if !listed {
+                    problems.push(format!("{what}: list does not answer"));
+                }
+                r.signal("TERM");
             }
-            r.signal("TERM");
         }
         let pids: Vec<i32> = children(r.pid()).iter().map(|c| c.pid).collect();
         if !poll_until(Duration::from_secs(30), || r.has_exited()) {
