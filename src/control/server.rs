@@ -523,7 +523,6 @@ impl Server {
         }
     }
 
-    /// Whether clients may be waiting in the backlog because runner ran out of fds.
     /// Has the kernel send runner SIGIO (with `si_code` POLL_IN) when a client connects,
     /// for a loop that waits in `sigtimedwait` rather than epoll (single-program mode, see
     /// `supervisor/signals.rs`). The listener stays registered with the loop as well.
@@ -545,6 +544,7 @@ impl Server {
         }
     }
 
+    /// Whether clients may be waiting in the backlog because runner ran out of fds.
     pub fn accept_stalled(&self) -> bool {
         self.accept_stalled
     }
@@ -569,11 +569,11 @@ impl Drop for Server {
     }
 }
 
-/// Only runner's own user and root may talk to it.
 /// fcntl's F_SETSIG (Linux's fcntl.h), which the libc crate does not name: with it the
 /// kernel's SIGIO carries `si_code` POLL_IN, telling it from a SIGIO a process sent.
 const F_SETSIG: libc::c_int = 10;
 
+/// Only runner's own user and root may talk to it.
 pub fn peer_allowed(peer_uid: u32, our_euid: u32) -> bool {
     peer_uid == our_euid || peer_uid == 0
 }
