@@ -248,12 +248,15 @@ impl Supervisor {
                 }
                 deadline = self.deadline();
             }
-            let now = if forwarded_only {
-                Instant::now()
-            } else {
-                self.now
-            };
-            let timeout = deadline.map(|d: Instant| d.saturating_duration_since(now));
+            // After a forwarded-only wake-up the turn's clock is stale; read it afresh, and
+            // only when there is a deadline to count down to.
+            let timeout = deadline.map(|d: Instant| {
+                d.saturating_duration_since(if forwarded_only {
+                    Instant::now()
+                } else {
+                    self.now
+                })
+            });
             let mut wait = timeout;
             // A signal taken by sigtimedwait that did more than pass on: this turn is a
             // full one whatever the zero-timeout poll after it finds (a SIGCHLD owes a reap).
