@@ -166,16 +166,22 @@ class UnixTransport(xmlrpc.client.Transport):
 
 # ---------------------------------------------------------------- tools
 
+def write_ecosystem(d, n, app, wait_ready):
+    """runner's ecosystem file for `n` instances of `app` in `d`; returns its path."""
+    eco = os.path.join(d, "ecosystem.toml")
+    with open(eco, "w") as f:
+        f.write(f'[[apps]]\nname = "app"\nscript = {json.dumps(app[0])}\nargs = {json.dumps(app[1:])}\n'
+                f'interpreter = "none"\ninstances = {n}\nwait_ready = {"true" if wait_ready else "false"}\n')
+    return eco
+
+
 class Runner:
     def __init__(self, a, wait_ready):
         self.a, self.wait_ready = a, wait_ready
         self.name = "runner" + ("" if wait_ready else " (no wait_ready)")
 
     def run(self, d, n, app):
-        eco = os.path.join(d, "ecosystem.toml")
-        with open(eco, "w") as f:
-            f.write(f'[[apps]]\nname = "app"\nscript = {json.dumps(app[0])}\nargs = {json.dumps(app[1:])}\n'
-                    f'interpreter = "none"\ninstances = {n}\nwait_ready = {"true" if self.wait_ready else "false"}\n')
+        eco = write_ecosystem(d, n, app, self.wait_ready)
         env = dict(os.environ, RUNNER_SOCKET=os.path.join(d, "runner.sock"))
         env.pop("NOTIFY_SOCKET", None)
         err = open(os.path.join(d, "runner.log"), "w")
@@ -223,10 +229,7 @@ class RunnerLogClock:
         self.a = a
 
     def run(self, d, n, app):
-        eco = os.path.join(d, "ecosystem.toml")
-        with open(eco, "w") as f:
-            f.write(f'[[apps]]\nname = "app"\nscript = {json.dumps(app[0])}\nargs = {json.dumps(app[1:])}\n'
-                    f'interpreter = "none"\ninstances = {n}\nwait_ready = true\n')
+        eco = write_ecosystem(d, n, app, True)
         env = dict(os.environ, RUNNER_SOCKET=os.path.join(d, "runner.sock"), RUNNER_LOG="info")
         env.pop("NOTIFY_SOCKET", None)
         t0 = time.monotonic()
